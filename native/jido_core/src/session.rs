@@ -1,0 +1,1 @@
+//! Load-and-verify and sign-and-write of session files (stub).
