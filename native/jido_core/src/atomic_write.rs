@@ -1,21 +1,306 @@
-//! Crash-safe file replacement (stub).
-use crate::Result;
+//! Crash-safe file replacement: temp file, `fsync`, `rename`, directory `fsync`.
+//!
+//! The promise is that a crash, `SIGKILL` or power loss at any instant leaves
+//! the target holding either the complete old bytes or the complete new
+//! bytes — never a prefix, never an empty file. Each step carries part of it:
+//!
+//! 1. **Write a uniquely named temp file in the same directory**, named
+//!    `.{file_name}.{16 lowercase hex}.tmp`. Same directory, because `rename`
+//!    is only atomic within one filesystem. The random part comes from the
+//!    OS generator, so a name cannot be predicted and pre-planted; the leading
+//!    dot and the `.tmp` suffix keep it out of `*.json` listings; the exact
+//!    shape lets [`remove_stale_temp_files`] recognise a killed writer's
+//!    leftovers without touching anything else.
+//! 2. **Create it with `O_CREAT | O_EXCL | O_NOFOLLOW`, mode 0600.** `O_EXCL`
+//!    fails if the name exists — including as a symlink, which is therefore
+//!    never followed — so we always write a fresh inode that nobody else
+//!    holds open.
+//! 3. **`fsync` the file before the rename.** Without it, the rename can reach
+//!    the disk before the data does, and a power cut leaves the *new name* on
+//!    an empty or partial file (the classic ext4 zero-length-file bug).
+//! 4. **`rename` over the target.** POSIX `rename` replaces the directory
+//!    entry atomically: every observer, and the disk after recovery, sees the
+//!    old inode or the new one. It replaces a symlink at the target name
+//!    rather than following it, and fails on a directory (which is left
+//!    intact). `link`+`unlink` would not do: it cannot replace an existing
+//!    name atomically.
+//! 5. **`fsync` the directory.** The rename is a change to the directory, and
+//!    until the directory is flushed a power cut may forget it — the old file
+//!    would come back after the caller was told "saved".
+//!
+//! All of it goes through one descriptor of the parent directory (`openat`,
+//! `renameat`, `unlinkat`, `fsync`), so the directory cannot be swapped for
+//! another between the steps. Any failure before the rename completes removes
+//! the temp file and leaves the target untouched. Only `SIGKILL` or a power
+//! cut can leave a temp file behind; [`remove_stale_temp_files`] removes it.
+
+use crate::{Error, Result};
+use rustix::fs::{AtFlags, FileType, Mode, OFlags};
+use std::ffi::{OsStr, OsString};
+use std::fs::{DirBuilder, File};
+use std::io::{self, Write};
+use std::os::fd::{AsFd, OwnedFd};
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
+use std::os::unix::fs::DirBuilderExt;
 use std::path::Path;
 
-/// Atomically and durably replaces `path` with `bytes`.
+/// Mode of every file written by [`write_atomic`].
+pub const FILE_MODE: u32 = 0o600;
+
+/// Mode of every directory created by [`create_private_dir`].
+pub const DIR_MODE: u32 = 0o700;
+
+/// Hex digits in a temp file's random part (8 random bytes).
+const RANDOM_HEX_LEN: usize = 16;
+
+/// Suffix of every temp file.
+const TEMP_SUFFIX: &[u8] = b".tmp";
+
+/// Fresh names tried when a temp name already exists. With 64 random bits a
+/// collision is astronomically unlikely; a persistent `EEXIST` means
+/// something else is wrong, and is reported rather than looped on.
+const CREATE_ATTEMPTS: usize = 4;
+
+/// Atomically and durably replaces `path` with `bytes`; the new file has mode
+/// exactly 0600.
+///
+/// The parent directory must exist (see [`create_private_dir`]). If `path` is
+/// a symlink, the link itself is replaced, never its target.
 ///
 /// # Errors
-/// I/O errors; the old file is untouched and no temp file is left behind.
+/// - [`Error::NotFound`] if the parent directory does not exist.
+/// - [`Error::Io`] with op `"write"` and kind `InvalidInput` if `path` has no
+///   file name (`/`, `dir/..`).
+/// - [`Error::Io`] with op `"open_dir"`, `"create_temp"`, `"random"`,
+///   `"fchmod"`, `"write"`, `"fsync"` or `"rename"` if that step fails. In all
+///   of these the old file (if any) is untouched and no temp file is left
+///   behind. A directory at `path` fails at `"rename"`.
+/// - [`Error::Io`] with op `"fsync_dir"` if the final directory `fsync` fails.
+///   The new content is then already in place and visible, but its survival
+///   of a power cut is not guaranteed.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let _ = (path, bytes);
-    todo!("write_atomic")
+    let name = path.file_name().ok_or_else(|| {
+        Error::io(
+            "write",
+            io::Error::new(io::ErrorKind::InvalidInput, "path has no file name"),
+        )
+    })?;
+    let dir = open_dir(parent_of(path))?;
+    let mut temp = TempFile::create(&dir, name)?;
+    temp.file
+        .write_all(bytes)
+        .map_err(|e| Error::io("write", e))?;
+    temp.file.sync_all().map_err(|e| Error::io("fsync", e))?;
+    rustix::fs::renameat(&dir, &temp.name, &dir, name)
+        .map_err(|e| Error::io("rename", e.into()))?;
+    // The name is now the target's: removing it would delete the new file.
+    temp.disarm();
+    rustix::fs::fsync(&dir).map_err(|e| Error::io("fsync_dir", e.into()))?;
+    Ok(())
 }
 
-/// Creates `path` (and missing parents) with mode 0700.
+/// The directory part of `path`, with a bare file name meaning `.`.
+fn parent_of(path: &Path) -> &Path {
+    match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    }
+}
+
+/// Opens a directory for `*at` calls and `fsync`.
+///
+/// The directory path itself is followed like any path: it is the store's
+/// own home, created by [`create_private_dir`], not attacker input. Only the
+/// entries inside it are treated as hostile.
+fn open_dir(dir: &Path) -> Result<OwnedFd> {
+    rustix::fs::open(
+        dir,
+        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(|e| Error::io("open_dir", e.into()))
+}
+
+/// A temp file that unlinks itself on drop unless disarmed: every early
+/// return (`?`) or panic between creation and rename cleans up.
+struct TempFile<'d> {
+    dir: &'d OwnedFd,
+    name: OsString,
+    file: File,
+    armed: bool,
+}
+
+impl<'d> TempFile<'d> {
+    /// Creates `.{target}.{random}.tmp` in `dir`, mode exactly 0600.
+    fn create(dir: &'d OwnedFd, target: &OsStr) -> Result<Self> {
+        let flags =
+            OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+        let mut attempt = 1;
+        loop {
+            let name = temp_name(target)?;
+            match rustix::fs::openat(dir, &name, flags, Mode::from_raw_mode(FILE_MODE)) {
+                Ok(fd) => {
+                    let temp = TempFile {
+                        dir,
+                        name,
+                        file: File::from(fd),
+                        armed: true,
+                    };
+                    // The create mode is masked by the umask, which can only
+                    // remove bits: the file is never more open than 0600. A
+                    // strict umask (0277, say) could make it 0400 or less,
+                    // though, and a store that cannot read back its own files
+                    // is broken; `fchmod` on the descriptor (no path, no race)
+                    // makes the mode exactly 0600. If it fails, the guard
+                    // removes the file.
+                    rustix::fs::fchmod(&temp.file, Mode::from_raw_mode(FILE_MODE))
+                        .map_err(|e| Error::io("fchmod", e.into()))?;
+                    return Ok(temp);
+                }
+                Err(rustix::io::Errno::EXIST) if attempt < CREATE_ATTEMPTS => attempt += 1,
+                Err(e) => return Err(Error::io("create_temp", e.into())),
+            }
+        }
+    }
+
+    /// Keeps the file: its name now belongs to the renamed target.
+    fn disarm(&mut self) {
+        self.armed = false;
+    }
+}
+
+impl Drop for TempFile<'_> {
+    fn drop(&mut self) {
+        if self.armed {
+            // Best effort: if this fails too, the name is still recognisable
+            // by `remove_stale_temp_files`.
+            let _ = rustix::fs::unlinkat(self.dir.as_fd(), &self.name, AtFlags::empty());
+        }
+    }
+}
+
+/// `.{target}.{16 lowercase hex}.tmp`, random part from the OS generator.
+fn temp_name(target: &OsStr) -> Result<OsString> {
+    let mut random = [0u8; RANDOM_HEX_LEN / 2];
+    getrandom::fill(&mut random).map_err(|e| {
+        let source = e.raw_os_error().map_or_else(
+            || io::Error::other(e.to_string()),
+            io::Error::from_raw_os_error,
+        );
+        Error::io("random", source)
+    })?;
+    let target = target.as_bytes();
+    let mut name = Vec::with_capacity(1 + target.len() + 1 + RANDOM_HEX_LEN + TEMP_SUFFIX.len());
+    name.push(b'.');
+    name.extend_from_slice(target);
+    name.push(b'.');
+    for byte in random {
+        name.push(HEX[usize::from(byte >> 4)]);
+        name.push(HEX[usize::from(byte & 0x0f)]);
+    }
+    name.extend_from_slice(TEMP_SUFFIX);
+    Ok(OsString::from_vec(name))
+}
+
+const HEX: &[u8; 16] = b"0123456789abcdef";
+
+/// Whether `name` has exactly the shape [`write_atomic`] gives its temp
+/// files, for `target` if given, or for any non-empty target name.
+///
+/// `.{target}.{16 lowercase hex}.tmp`; anything else — uppercase hex, a
+/// different length, no leading dot, an empty target — is not ours.
+pub fn is_temp_file_name(name: &OsStr, target: Option<&OsStr>) -> bool {
+    let name = name.as_bytes();
+    let Some(rest) = name.strip_prefix(b".") else {
+        return false;
+    };
+    let Some(rest) = rest.strip_suffix(TEMP_SUFFIX) else {
+        return false;
+    };
+    let Some(split) = rest.len().checked_sub(RANDOM_HEX_LEN + 1) else {
+        return false;
+    };
+    let (stem, tail) = rest.split_at(split);
+    let Some(hex) = tail.strip_prefix(b".") else {
+        return false;
+    };
+    let hex_ok = hex.iter().all(|b| HEX.contains(b));
+    let stem_ok = match target {
+        Some(t) => stem == t.as_bytes(),
+        None => !stem.is_empty(),
+    };
+    hex_ok && stem_ok
+}
+
+/// Deletes the temp files a killed [`write_atomic`] left in `dir`; returns how
+/// many were removed.
+///
+/// With `target: Some(name)`, only temp files for that file name are
+/// considered — the form to use after a successful save, because another
+/// session's save may be in flight in the same directory and its temp file
+/// must not vanish under it (its rename would fail). With `None`, every temp
+/// file is removed: only for start-up, before any writer runs.
+///
+/// Only regular files whose name passes [`is_temp_file_name`] are removed.
+/// Symlinks, directories and everything else are left alone, even with a
+/// matching name, and no link is ever followed (`unlinkat` removes a name,
+/// never what it points to). A name that vanishes during the scan is skipped.
 ///
 /// # Errors
-/// I/O errors.
+/// [`Error::NotFound`] if `dir` does not exist; [`Error::Io`] with op
+/// `"open_dir"`, `"read_dir"`, `"stat"` or `"unlink"`.
+pub fn remove_stale_temp_files(dir: &Path, target: Option<&OsStr>) -> Result<usize> {
+    let dir_fd = open_dir(dir)?;
+    let entries =
+        rustix::fs::Dir::read_from(&dir_fd).map_err(|e| Error::io("read_dir", e.into()))?;
+    let mut removed = 0;
+    for entry in entries {
+        let entry = entry.map_err(|e| Error::io("read_dir", e.into()))?;
+        let name = OsStr::from_bytes(entry.file_name().to_bytes());
+        if !is_temp_file_name(name, target) {
+            continue;
+        }
+        // `d_type` may be unknown on some filesystems; `statat` without
+        // following links is the authority.
+        let stat = match rustix::fs::statat(&dir_fd, name, AtFlags::SYMLINK_NOFOLLOW) {
+            Ok(stat) => stat,
+            Err(rustix::io::Errno::NOENT) => continue,
+            Err(e) => return Err(Error::io("stat", e.into())),
+        };
+        if FileType::from_raw_mode(stat.st_mode) != FileType::RegularFile {
+            continue;
+        }
+        // If the name was swapped for a symlink or directory since `statat`,
+        // `unlinkat` removes the symlink itself (not its target) or fails
+        // with `EISDIR`; either way nothing outside `dir` is touched.
+        match rustix::fs::unlinkat(&dir_fd, name, AtFlags::empty()) {
+            Ok(()) => removed += 1,
+            Err(rustix::io::Errno::NOENT) => {}
+            Err(e) => return Err(Error::io("unlink", e.into())),
+        }
+    }
+    Ok(removed)
+}
+
+/// Creates `path` and any missing parents with mode 0700; an existing
+/// directory is accepted as is.
+///
+/// Existing directories (or symlinks to one) are not `chmod`ed: their mode
+/// is the user's choice, and `chmod` by path would be a check-then-act race
+/// anyway. New ones get 0700 masked by the umask, which can only remove bits,
+/// so they are never more open than 0700.
+///
+/// # Errors
+/// - [`Error::Io`] with op `"create_dir"` and kind
+///   [`AlreadyExists`](io::ErrorKind::AlreadyExists) if `path` exists but is
+///   not a directory.
+/// - [`Error::Io`] with op `"create_dir"` for any other failure: kind
+///   [`NotADirectory`](io::ErrorKind::NotADirectory) when a parent is a file,
+///   `PermissionDenied`, ...
 pub fn create_private_dir(path: &Path) -> Result<()> {
-    let _ = path;
-    todo!("create_private_dir")
+    DirBuilder::new()
+        .recursive(true)
+        .mode(DIR_MODE)
+        .create(path)
+        .map_err(|e| Error::io("create_dir", e))
 }

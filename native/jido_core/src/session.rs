@@ -1,1 +1,140 @@
-//! Load-and-verify and sign-and-write of session files (stub).
+//! The two whole-file operations the store is built on: load-and-verify and
+//! sign-and-write of a session document.
+//!
+//! Both work on one parse of the bytes: what is verified is exactly what is
+//! returned, so no value can hide behind a signature (see [`crate::json`] on
+//! duplicate keys and out-of-range integers).
+
+use crate::bounded_read;
+use crate::json::{self, Layout, Value};
+use crate::signing::{SignatureState, SigningKey};
+use crate::{atomic_write, Error, Result};
+use std::path::Path;
+
+/// Size and shape limits applied to every session file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Largest file accepted on load and produced on save, in bytes.
+    pub max_file_size: u64,
+    /// Deepest array/object nesting accepted (clamped to [`json::MAX_DEPTH_CAP`]).
+    pub max_depth: usize,
+}
+
+impl Default for Limits {
+    /// 10 MiB and 64 levels: a session is at most five levels deep, so 64
+    /// leaves room for provider config without letting a hostile file recurse.
+    fn default() -> Self {
+        Self {
+            max_file_size: 10 * 1024 * 1024,
+            max_depth: 64,
+        }
+    }
+}
+
+/// A verified session document.
+#[derive(Debug)]
+pub struct Loaded {
+    /// The parsed document (a JSON object), members in file order.
+    pub document: Value,
+    /// Whether it carried a signature (a missing one is the caller's policy).
+    pub signature: SignatureState,
+    /// Size of the file in bytes.
+    pub size: u64,
+}
+
+/// Top-level members in the order they are written. Metadata comes first so a
+/// listing can read a bounded prefix instead of the whole conversation;
+/// members not named here go between the metadata and the bulky arrays, and
+/// the signature goes last.
+pub const MEMBER_ORDER: [&str; 13] = [
+    "version",
+    "id",
+    "name",
+    "project_path",
+    "config",
+    "created_at",
+    "updated_at",
+    "closed_at",
+    "key_id",
+    "conversation",
+    "todos",
+    "prompt_history",
+    "signature",
+];
+
+/// Rank of members not in [`MEMBER_ORDER`]: after `key_id`, before `conversation`.
+const UNKNOWN_MEMBER_RANK: usize = 9;
+
+fn member_rank(key: &str) -> usize {
+    match MEMBER_ORDER.iter().position(|k| *k == key) {
+        Some(i) if i < UNKNOWN_MEMBER_RANK => i,
+        Some(i) => i + 1,
+        None => UNKNOWN_MEMBER_RANK,
+    }
+}
+
+/// Reads, parses and verifies the session file at `path`.
+///
+/// The read is size-gated and never follows a symlink or blocks on a FIFO
+/// ([`bounded_read::read_regular`]); the document must be a JSON object.
+///
+/// # Errors
+/// Any error of [`bounded_read::read_regular`], [`json::parse`],
+/// [`Error::NotAnObject`], and the signature errors of
+/// [`SigningKey::verify_document`]. A document without a signature is *not* an
+/// error here: it comes back as [`SignatureState::Unsigned`].
+pub fn load(path: &Path, key: &SigningKey, limits: Limits) -> Result<Loaded> {
+    let bytes = bounded_read::read_regular(path, limits.max_file_size)?;
+    let document = json::parse(&bytes, limits.max_depth)?;
+    if !matches!(document, Value::Object(_)) {
+        return Err(Error::NotAnObject);
+    }
+    let signature = key.verify_document(&document)?;
+    Ok(Loaded {
+        document,
+        signature,
+        size: bytes.len() as u64,
+    })
+}
+
+/// Signs `document`, lays its members out in [`MEMBER_ORDER`] and writes it
+/// atomically and durably to `path` as pretty JSON. Returns the bytes written.
+///
+/// # Errors
+/// [`Error::NotAnObject`]; [`Error::DocumentTooLarge`] if the result would be
+/// over `limits.max_file_size` (nothing is written: a store that writes files
+/// it later refuses to load would lose sessions); I/O errors of
+/// [`atomic_write::write_atomic`], which leaves the old file untouched.
+pub fn save(path: &Path, mut document: Value, key: &SigningKey, limits: Limits) -> Result<u64> {
+    // Sign first: JCS makes the signature independent of member order, so the
+    // layout below is free to put key_id with the metadata.
+    key.sign_document(&mut document)?;
+    let Value::Object(members) = &mut document else {
+        return Err(Error::NotAnObject);
+    };
+    members.sort_by_key(|(k, _)| member_rank(k));
+    let mut bytes = Vec::new();
+    json::to_writer(&document, &mut bytes, Layout::Pretty)?;
+    let size = bytes.len() as u64;
+    if size > limits.max_file_size {
+        return Err(Error::DocumentTooLarge {
+            size,
+            limit: limits.max_file_size,
+        });
+    }
+    atomic_write::write_atomic(path, &bytes)?;
+    Ok(size)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn metadata_members_rank_before_unknown_members_and_bulk_arrays() {
+        assert!(member_rank("closed_at") < member_rank("key_id"));
+        assert!(member_rank("key_id") < member_rank("x-extension"));
+        assert!(member_rank("x-extension") < member_rank("conversation"));
+        assert!(member_rank("prompt_history") < member_rank("signature"));
+    }
+}
