@@ -1,0 +1,69 @@
+defmodule JidoCode.Native do
+  # The one module that owns the NIF library (native/jido_nif, built by the
+  # Mix compiler in mix.exs into priv/native/). Every function here is a stub
+  # replaced when the library loads; public modules wrap these with docs,
+  # specs, configuration and logging. Argument *types* are checked by the NIF
+  # (a wrong type raises ArgumentError); bad *data* returns {:error, reason}.
+  #
+  # Scheduler of each NIF: see native/jido_nif/src/lib.rs.
+  @moduledoc false
+
+  @on_load :load_nif
+
+  @doc false
+  def load_nif do
+    path = :filename.join(:code.priv_dir(:jido_code), ~c"native/libjido_nif")
+    # Return the loader's result unchanged: a failed load must say why.
+    :erlang.load_nif(path, 0)
+  end
+
+  # -- JSON -----------------------------------------------------------------
+
+  def json_decode(_json, _max_depth), do: :erlang.nif_error(:nif_not_loaded)
+  def json_encode(_term, _pretty, _max_depth), do: :erlang.nif_error(:nif_not_loaded)
+  def json_canonicalize(_json, _max_depth), do: :erlang.nif_error(:nif_not_loaded)
+
+  # -- Signing --------------------------------------------------------------
+
+  def signing_key_load(_secret_path, _salt, _hostname, _repair),
+    do: :erlang.nif_error(:nif_not_loaded)
+
+  def signing_key_id(_key), do: :erlang.nif_error(:nif_not_loaded)
+  def document_sign(_key, _json, _max_depth), do: :erlang.nif_error(:nif_not_loaded)
+  def document_verify(_key, _json, _max_depth), do: :erlang.nif_error(:nif_not_loaded)
+  def hmac(_key, _data), do: :erlang.nif_error(:nif_not_loaded)
+
+  # -- Files ----------------------------------------------------------------
+
+  def read_file(_path, _max_bytes), do: :erlang.nif_error(:nif_not_loaded)
+  def write_file_atomic(_path, _data), do: :erlang.nif_error(:nif_not_loaded)
+  def create_private_dir(_path), do: :erlang.nif_error(:nif_not_loaded)
+  def remove_stale_temp_files(_dir, _file_name), do: :erlang.nif_error(:nif_not_loaded)
+
+  def session_load(_path, _key, _max_file_size, _max_depth),
+    do: :erlang.nif_error(:nif_not_loaded)
+
+  def session_save(_path, _document, _key, _max_file_size, _max_depth),
+    do: :erlang.nif_error(:nif_not_loaded)
+
+  # -- Project paths --------------------------------------------------------
+
+  def path_validate(_path, _allowed_roots, _denied_roots), do: :erlang.nif_error(:nif_not_loaded)
+  def path_pin(_path, _allowed_roots, _denied_roots), do: :erlang.nif_error(:nif_not_loaded)
+  def path_revalidate(_pin), do: :erlang.nif_error(:nif_not_loaded)
+  def pin_path(_pin), do: :erlang.nif_error(:nif_not_loaded)
+  def path_canonicalize(_path), do: :erlang.nif_error(:nif_not_loaded)
+
+  # -- Rate limiting --------------------------------------------------------
+
+  def limiter_new, do: :erlang.nif_error(:nif_not_loaded)
+
+  def limiter_check_and_record(_limiter, _op, _key, _quota, _global),
+    do: :erlang.nif_error(:nif_not_loaded)
+
+  def limiter_check(_limiter, _op, _key, _quota, _global), do: :erlang.nif_error(:nif_not_loaded)
+  def limiter_record(_limiter, _op, _key, _quota, _global), do: :erlang.nif_error(:nif_not_loaded)
+  def limiter_reset(_limiter, _op, _key), do: :erlang.nif_error(:nif_not_loaded)
+  def limiter_sweep(_limiter), do: :erlang.nif_error(:nif_not_loaded)
+  def limiter_info(_limiter), do: :erlang.nif_error(:nif_not_loaded)
+end

@@ -1,0 +1,16 @@
+//! Atoms shared by the NIFs.
+
+rustler::atoms! {
+    ok,
+    error,
+    nil,
+    signed,
+    unsigned,
+    existing,
+    created,
+    repaired,
+    io_error,
+    rate_limit_exceeded,
+    keys,
+    memory_bytes,
+}

@@ -1,0 +1,97 @@
+//! Signing-key NIFs. The derived key lives only in a NIF resource: Elixir
+//! holds an opaque reference, so the key can never reach a log, `inspect/1`
+//! output or a crash dump.
+
+use crate::atoms;
+use crate::error::NifResult;
+use crate::terms;
+use jido_core::machine_secret::{self, InsecureMode, Origin};
+use jido_core::signing::{SignatureState, SigningKey};
+use rustler::{Atom, Binary, Env, ResourceArc, Term};
+use std::ffi::OsStr;
+use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
+
+/// A derived signing key held by the VM.
+pub struct KeyResource(pub SigningKey);
+
+#[rustler::resource_impl]
+impl rustler::Resource for KeyResource {}
+
+/// Borrow a path from a binary without requiring UTF-8 (paths are bytes).
+pub fn path_of<'a>(bin: &'a Binary<'_>) -> &'a Path {
+    Path::new(OsStr::from_bytes(bin.as_slice()))
+}
+
+/// `signing_key_load(secret_path, salt, hostname | nil, repair?)
+///   :: {:ok, {key, key_id, :existing | :created | :repaired}} | {:error, reason}`
+///
+/// Creates the machine secret if missing (race-free) and derives the key.
+#[rustler::nif(schedule = "DirtyIo")]
+fn signing_key_load(
+    secret_path: Binary,
+    salt: Binary,
+    hostname: Option<String>,
+    repair: bool,
+) -> NifResult<(ResourceArc<KeyResource>, String, Atom)> {
+    let mode = if repair {
+        InsecureMode::Repair
+    } else {
+        InsecureMode::Refuse
+    };
+    let (secret, origin) = machine_secret::load_or_create(path_of(&secret_path), mode)?;
+    let key = SigningKey::derive(&secret, salt.as_slice(), hostname.as_deref());
+    let key_id = key.key_id().to_owned();
+    let origin = match origin {
+        Origin::Existing => atoms::existing(),
+        Origin::Created => atoms::created(),
+        Origin::Repaired => atoms::repaired(),
+    };
+    Ok((ResourceArc::new(KeyResource(key)), key_id, origin))
+}
+
+/// `signing_key_id(key) :: binary` — the public fingerprint.
+#[rustler::nif]
+fn signing_key_id(key: ResourceArc<KeyResource>) -> String {
+    key.0.key_id().to_owned()
+}
+
+/// `document_sign(key, json_binary, max_depth) :: {:ok, signed_compact_json} | {:error, reason}`
+#[rustler::nif(schedule = "DirtyCpu")]
+fn document_sign<'a>(
+    env: Env<'a>,
+    key: ResourceArc<KeyResource>,
+    bytes: Binary<'a>,
+    max_depth: usize,
+) -> NifResult<Binary<'a>> {
+    let mut doc = jido_core::json::parse(bytes.as_slice(), max_depth)?;
+    key.0.sign_document(&mut doc)?;
+    let mut out = Vec::with_capacity(bytes.len() + 128);
+    jido_core::json::to_writer(&doc, &mut out, jido_core::json::Layout::Compact)?;
+    Ok(terms::new_binary(env, &out))
+}
+
+/// `document_verify(key, json_binary, max_depth) :: {:ok, :signed | :unsigned} | {:error, reason}`
+#[rustler::nif(schedule = "DirtyCpu")]
+fn document_verify(
+    key: ResourceArc<KeyResource>,
+    bytes: Binary,
+    max_depth: usize,
+) -> NifResult<Atom> {
+    let doc = jido_core::json::parse(bytes.as_slice(), max_depth)?;
+    Ok(signature_atom(key.0.verify_document(&doc)?))
+}
+
+/// The atom for a signature state.
+pub fn signature_atom(state: SignatureState) -> Atom {
+    match state {
+        SignatureState::Signed => atoms::signed(),
+        SignatureState::Unsigned => atoms::unsigned(),
+    }
+}
+
+/// `hmac(key, binary) :: binary` — raw HMAC-SHA256 tag (32 bytes).
+#[rustler::nif(schedule = "DirtyCpu")]
+fn hmac<'a>(env: Env<'a>, key: ResourceArc<KeyResource>, bytes: Binary<'a>) -> Term<'a> {
+    terms::new_binary(env, &key.0.mac(bytes.as_slice())).to_term(env)
+}

@@ -1,0 +1,90 @@
+//! File NIFs: bounded reads, atomic writes, and the whole-session load/save.
+
+use crate::crypto::{path_of, signature_atom, KeyResource};
+use crate::error::{Done, NifResult};
+use crate::terms::{self, new_binary};
+use jido_core::session::{self, Limits};
+use jido_core::{atomic_write, bounded_read};
+use rustler::{Atom, Binary, Env, ResourceArc, Term};
+use std::ffi::OsStr;
+use std::os::unix::ffi::OsStrExt;
+
+/// `read_file(path, max_bytes) :: {:ok, binary} | {:error, reason}`
+///
+/// Never follows a final symlink, never blocks on a FIFO, never reads more
+/// than `max_bytes + 1` bytes.
+#[rustler::nif(schedule = "DirtyIo")]
+fn read_file<'a>(env: Env<'a>, path: Binary<'a>, max_bytes: u64) -> NifResult<Binary<'a>> {
+    let bytes = bounded_read::read_regular(path_of(&path), max_bytes)?;
+    Ok(new_binary(env, &bytes))
+}
+
+/// `write_file_atomic(path, iodata_binary) :: :ok | {:error, reason}` —
+/// temp file, fsync, rename, directory fsync.
+#[rustler::nif(schedule = "DirtyIo")]
+fn write_file_atomic(path: Binary, bytes: Binary) -> Done {
+    atomic_write::write_atomic(path_of(&path), bytes.as_slice()).into()
+}
+
+/// `create_private_dir(path) :: :ok | {:error, reason}` — mkdir -p, mode 0700.
+#[rustler::nif(schedule = "DirtyIo")]
+fn create_private_dir(path: Binary) -> Done {
+    atomic_write::create_private_dir(path_of(&path)).into()
+}
+
+/// `remove_stale_temp_files(dir, file_name | nil) :: {:ok, removed_count} | {:error, reason}`
+///
+/// Removes temp files left by a killed writer: those of `file_name` only, or
+/// of every file when `nil` (start-up, before any writer runs — a concurrent
+/// save of another session would otherwise lose its temp file).
+#[rustler::nif(schedule = "DirtyIo")]
+fn remove_stale_temp_files(dir: Binary, file_name: Option<Binary>) -> NifResult<usize> {
+    let target = file_name.as_ref().map(|b| OsStr::from_bytes(b.as_slice()));
+    Ok(atomic_write::remove_stale_temp_files(
+        path_of(&dir),
+        target,
+    )?)
+}
+
+/// `session_load(path, key, max_file_size, max_depth)
+///   :: {:ok, {document, :signed | :unsigned, size}} | {:error, reason}`
+///
+/// Bounded read → parse → signature check → terms, on one parse.
+/// `DirtyCpu`: a page-cache read is a memcpy; the parse and MAC dominate.
+#[rustler::nif(schedule = "DirtyCpu")]
+fn session_load<'a>(
+    env: Env<'a>,
+    path: Binary<'a>,
+    key: ResourceArc<KeyResource>,
+    max_file_size: u64,
+    max_depth: usize,
+) -> NifResult<(Term<'a>, Atom, u64)> {
+    let limits = Limits {
+        max_file_size,
+        max_depth,
+    };
+    let loaded = session::load(path_of(&path), &key.0, limits)?;
+    let document = terms::to_term(env, &loaded.document);
+    Ok((document, signature_atom(loaded.signature), loaded.size))
+}
+
+/// `session_save(path, document, key, max_file_size, max_depth)
+///   :: {:ok, size} | {:error, reason}`
+///
+/// Terms → document → sign → pretty JSON (metadata first) → size check →
+/// atomic durable write. `DirtyIo`: the two fsyncs dominate.
+#[rustler::nif(schedule = "DirtyIo")]
+fn session_save(
+    path: Binary,
+    document: Term,
+    key: ResourceArc<KeyResource>,
+    max_file_size: u64,
+    max_depth: usize,
+) -> NifResult<u64> {
+    let limits = Limits {
+        max_file_size,
+        max_depth,
+    };
+    let value = terms::from_term(document, max_depth)?;
+    Ok(session::save(path_of(&path), value, &key.0, limits)?)
+}

@@ -1,0 +1,71 @@
+//! Project-path NIFs: validation, pinning (an open directory descriptor held
+//! in a resource) and re-validation against the pin.
+
+use crate::crypto::path_of;
+use crate::error::{Done, NifResult};
+use crate::terms::new_binary;
+use jido_core::path_guard::{self, PathPolicy, PinnedDir};
+use rustler::{Binary, Env, ResourceArc};
+use std::ffi::OsStr;
+use std::os::unix::ffi::OsStrExt;
+use std::path::PathBuf;
+
+/// A pinned project directory held by the VM; the descriptor closes when the
+/// last reference is garbage-collected.
+pub struct PinResource(pub PinnedDir);
+
+#[rustler::resource_impl]
+impl rustler::Resource for PinResource {}
+
+fn policy(allowed_roots: Option<Vec<Binary>>, denied_roots: Vec<Binary>) -> PathPolicy {
+    let to_paths = |bins: Vec<Binary>| -> Vec<PathBuf> {
+        bins.iter()
+            .map(|b| PathBuf::from(OsStr::from_bytes(b.as_slice())))
+            .collect()
+    };
+    PathPolicy {
+        allowed_roots: allowed_roots.map(to_paths),
+        denied_roots: to_paths(denied_roots),
+    }
+}
+
+/// `path_validate(path, allowed_roots | nil, denied_roots) :: :ok | {:error, :project_path_*}`
+#[rustler::nif(schedule = "DirtyIo")]
+fn path_validate(
+    path: Binary,
+    allowed_roots: Option<Vec<Binary>>,
+    denied_roots: Vec<Binary>,
+) -> Done {
+    path_guard::validate(path_of(&path), &policy(allowed_roots, denied_roots)).into()
+}
+
+/// `path_pin(path, allowed_roots | nil, denied_roots) :: {:ok, pin} | {:error, :project_path_*}`
+#[rustler::nif(schedule = "DirtyIo")]
+fn path_pin(
+    path: Binary,
+    allowed_roots: Option<Vec<Binary>>,
+    denied_roots: Vec<Binary>,
+) -> NifResult<ResourceArc<PinResource>> {
+    let pin = path_guard::pin(path_of(&path), &policy(allowed_roots, denied_roots))?;
+    Ok(ResourceArc::new(PinResource(pin)))
+}
+
+/// `path_revalidate(pin) :: :ok | {:error, :project_path_changed}`
+#[rustler::nif(schedule = "DirtyIo")]
+fn path_revalidate(pin: ResourceArc<PinResource>) -> Done {
+    pin.0.revalidate().into()
+}
+
+/// `pin_path(pin) :: binary` — the path the pin was made for.
+#[rustler::nif]
+fn pin_path<'a>(env: Env<'a>, pin: ResourceArc<PinResource>) -> Binary<'a> {
+    new_binary(env, pin.0.path().as_os_str().as_bytes())
+}
+
+/// `path_canonicalize(path) :: {:ok, binary} | {:error, reason}` — resolves
+/// symlinks; used when saving so stored paths are canonical.
+#[rustler::nif(schedule = "DirtyIo")]
+fn path_canonicalize<'a>(env: Env<'a>, path: Binary<'a>) -> NifResult<Binary<'a>> {
+    let canonical = path_guard::canonicalize(path_of(&path))?;
+    Ok(new_binary(env, canonical.as_os_str().as_bytes()))
+}

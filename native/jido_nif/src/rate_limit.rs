@@ -1,0 +1,130 @@
+//! Rate-limiter NIFs. Each limiter is its own resource (no global state, so
+//! tests can run isolated limiters side by side). Checks are O(1) under a
+//! sharded lock and run on the normal scheduler.
+
+use crate::atoms;
+use crate::error::Done;
+use jido_core::rate_limit::{Decision, Quota, RateLimiter};
+use rustler::{Encoder, Env, Error as RustlerError, ResourceArc, Term};
+use std::collections::HashMap;
+
+/// A rate limiter held by the VM.
+pub struct LimiterResource(pub RateLimiter);
+
+#[rustler::resource_impl]
+impl rustler::Resource for LimiterResource {}
+
+/// A limiter decision: `{:ok, remaining}` or
+/// `{:error, {:rate_limit_exceeded, retry_after_ms}}`.
+pub struct DecisionTerm(Decision);
+
+impl Encoder for DecisionTerm {
+    fn encode<'a>(&self, env: Env<'a>) -> Term<'a> {
+        match self.0 {
+            Decision::Allowed { remaining } => (atoms::ok(), remaining).encode(env),
+            Decision::Denied { retry_after } => {
+                // Round up: "retry in 0 ms" would invite an immediate retry
+                // that is still refused.
+                let ms = retry_after.as_nanos().div_ceil(1_000_000).max(1);
+                let ms = u64::try_from(ms).unwrap_or(u64::MAX);
+                (atoms::error(), (atoms::rate_limit_exceeded(), ms)).encode(env)
+            }
+        }
+    }
+}
+
+/// `{limit, window_ms}` with both positive; anything else is a programmer
+/// error (badarg).
+fn quota((limit, window_ms): (u32, u64)) -> Result<Quota, RustlerError> {
+    Quota::per_window(limit, window_ms).ok_or(RustlerError::BadArg)
+}
+
+fn global_quota(global: Option<(u32, u64)>) -> Result<Option<Quota>, RustlerError> {
+    global.map(quota).transpose()
+}
+
+/// `limiter_new() :: limiter`
+#[rustler::nif]
+fn limiter_new() -> ResourceArc<LimiterResource> {
+    ResourceArc::new(LimiterResource(RateLimiter::default()))
+}
+
+/// `limiter_check_and_record(limiter, op, key, {limit, window_ms}, {limit, window_ms} | nil)`
+/// — one atomic step over the key's and the operation's global window.
+#[rustler::nif]
+fn limiter_check_and_record(
+    limiter: ResourceArc<LimiterResource>,
+    op: String,
+    key: rustler::Binary,
+    per_key: (u32, u64),
+    global: Option<(u32, u64)>,
+) -> Result<DecisionTerm, RustlerError> {
+    let (q, g) = (quota(per_key)?, global_quota(global)?);
+    Ok(DecisionTerm(limiter.0.check_and_record(
+        &op,
+        key.as_slice(),
+        q,
+        g,
+    )))
+}
+
+/// `limiter_check(limiter, op, key, quota, global | nil)` — like
+/// check-and-record without recording.
+#[rustler::nif]
+fn limiter_check(
+    limiter: ResourceArc<LimiterResource>,
+    op: String,
+    key: rustler::Binary,
+    per_key: (u32, u64),
+    global: Option<(u32, u64)>,
+) -> Result<DecisionTerm, RustlerError> {
+    let (q, g) = (quota(per_key)?, global_quota(global)?);
+    Ok(DecisionTerm(limiter.0.check(&op, key.as_slice(), q, g)))
+}
+
+/// `limiter_record(limiter, op, key, quota, global | nil) :: :ok` — counts an
+/// attempt unconditionally.
+#[rustler::nif]
+fn limiter_record(
+    limiter: ResourceArc<LimiterResource>,
+    op: String,
+    key: rustler::Binary,
+    per_key: (u32, u64),
+    global: Option<(u32, u64)>,
+) -> Result<Done, RustlerError> {
+    let (q, g) = (quota(per_key)?, global_quota(global)?);
+    limiter.0.record(&op, key.as_slice(), q, g);
+    Ok(Done(Ok(())))
+}
+
+/// `limiter_reset(limiter, op, key | nil) :: :ok` — `nil` resets the
+/// operation's global window.
+#[rustler::nif]
+fn limiter_reset(
+    limiter: ResourceArc<LimiterResource>,
+    op: String,
+    key: Option<rustler::Binary>,
+) -> Done {
+    // Whether there was anything to forget does not matter to callers.
+    let _had_entry = match key {
+        Some(key) => limiter.0.reset(&op, key.as_slice()),
+        None => limiter.0.reset_global(&op),
+    };
+    Done(Ok(()))
+}
+
+/// `limiter_sweep(limiter) :: {:ok, removed}` — drops idle keys. `DirtyCpu`:
+/// with 100k keys this walks every shard.
+#[rustler::nif(schedule = "DirtyCpu")]
+fn limiter_sweep(limiter: ResourceArc<LimiterResource>) -> (rustler::Atom, usize) {
+    (atoms::ok(), limiter.0.sweep())
+}
+
+/// `limiter_info(limiter) :: %{keys: n, memory_bytes: n}`
+#[rustler::nif]
+fn limiter_info(limiter: ResourceArc<LimiterResource>) -> HashMap<rustler::Atom, usize> {
+    HashMap::from([
+        (atoms::keys(), limiter.0.len()),
+        (atoms::memory_bytes(), limiter.0.approx_memory_bytes()),
+    ])
+}
