@@ -156,6 +156,11 @@ pub enum Error {
         limit: u64,
     },
 
+    // ---- locking -----------------------------------------------------------
+    /// Another process (or descriptor) holds the exclusive lock on the file.
+    #[error("file is locked by another process")]
+    Locked,
+
     // ---- project paths ---------------------------------------------------
     /// A project directory broke a rule of [`crate::path_guard`].
     #[error("{0}")]

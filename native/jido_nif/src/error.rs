@@ -16,6 +16,7 @@
 //! | `InsecureSecret { mode }` | `{:insecure_secret_permissions, mode}` |
 //! | `InvalidSecret { reason }` | `{:invalid_machine_secret, reason}` |
 //! | `DocumentTooLarge { size }` | `{:document_too_large, size}` |
+//! | `Locked` | `:locked` |
 //! | `Path(v)` | `:project_path_*` (one atom per rule) |
 
 use crate::atoms;
@@ -65,6 +66,7 @@ impl From<Error> for NifError {
                 ("invalid_machine_secret", Some(Text(reason.into())))
             }
             Error::DocumentTooLarge { size, .. } => ("document_too_large", Some(Int(size))),
+            Error::Locked => ("locked", None),
             Error::Path(v) => (v.as_str(), None),
             // `Io` and any variant added to the (non_exhaustive) core later
             // still reach Elixir as a readable tuple.
