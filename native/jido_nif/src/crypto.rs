@@ -7,6 +7,7 @@ use crate::error::NifResult;
 use crate::terms;
 use jido_core::machine_secret::{self, InsecureMode, Origin};
 use jido_core::signing::{SignatureState, SigningKey};
+use jido_core::Error;
 use rustler::{Atom, Binary, Env, ResourceArc, Term};
 use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
@@ -31,16 +32,20 @@ pub fn path_of<'a>(bin: &'a Binary<'_>) -> &'a Path {
 fn signing_key_load(
     secret_path: Binary,
     salt: Binary,
-    hostname: Option<String>,
+    hostname: Option<Binary>,
     repair: bool,
 ) -> NifResult<(ResourceArc<KeyResource>, String, Atom)> {
+    let hostname = hostname
+        .map(|h| std::str::from_utf8(h.as_slice()))
+        .transpose()
+        .map_err(|_| Error::Unrepresentable("hostname is not valid UTF-8"))?;
     let mode = if repair {
         InsecureMode::Repair
     } else {
         InsecureMode::Refuse
     };
     let (secret, origin) = machine_secret::load_or_create(path_of(&secret_path), mode)?;
-    let key = SigningKey::derive(&secret, salt.as_slice(), hostname.as_deref());
+    let key = SigningKey::derive(&secret, salt.as_slice(), hostname);
     let key_id = key.key_id().to_owned();
     let origin = match origin {
         Origin::Existing => atoms::existing(),
