@@ -102,7 +102,7 @@ defmodule JidoCode.MixProject do
   end
 
   def application do
-    [extra_applications: [:logger, :crypto]]
+    [mod: {JidoCode.Application, []}, extra_applications: [:logger, :crypto]]
   end
 
   defp elixirc_paths(:test), do: ["lib", "test/support"]
