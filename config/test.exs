@@ -7,3 +7,8 @@ config :jido_code, :persistence,
   bind_signature_to_hostname: false
 
 config :logger, level: :warning
+
+# Per-session limits as in production (the rate-limit tests rely on 5/min);
+# the global limit is raised so that hundreds of resumes across the suite do
+# not throttle each other. Global limits are tested on private limiters.
+config :jido_code, :global_rate_limits, resume: [limit: 100_000, window_seconds: 60]

@@ -46,6 +46,18 @@ defmodule JidoCode.Native do
   def session_save(_path, _document, _key, _max_file_size, _max_depth),
     do: :erlang.nif_error(:nif_not_loaded)
 
+  def session_list(_dir, _max_file_size, _max_depth), do: :erlang.nif_error(:nif_not_loaded)
+
+  # -- Resume locks ---------------------------------------------------------
+
+  def session_lock(_path), do: :erlang.nif_error(:nif_not_loaded)
+
+  def session_lock_load(_lock, _key, _max_file_size, _max_depth),
+    do: :erlang.nif_error(:nif_not_loaded)
+
+  def session_lock_remove(_lock), do: :erlang.nif_error(:nif_not_loaded)
+  def session_lock_release(_lock), do: :erlang.nif_error(:nif_not_loaded)
+
   # -- Project paths --------------------------------------------------------
 
   def path_validate(_path, _allowed_roots, _denied_roots), do: :erlang.nif_error(:nif_not_loaded)

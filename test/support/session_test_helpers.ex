@@ -47,10 +47,196 @@ defmodule JidoCode.SessionTestHelpers do
     key
   end
 
+  @doc """
+  Points the application at a fresh temporary home for this test (restored on
+  exit) and returns it. Extra persistence settings can be given. Tests using
+  it change global configuration, so they must be `async: false`.
+  """
+  @spec use_tmp_home!(keyword()) :: Path.t()
+  def use_tmp_home!(settings \\ []) do
+    home = tmp_dir!("jido_home")
+    previous = Application.get_env(:jido_code, :persistence, [])
+
+    Application.put_env(
+      :jido_code,
+      :persistence,
+      Keyword.merge(previous, [home: home, sessions_dir: nil] ++ settings)
+    )
+
+    on_exit(fn -> Application.put_env(:jido_code, :persistence, previous) end)
+    home
+  end
+
+  @doc "Changes persistence settings for this test (restored on exit)."
+  @spec put_persistence!(keyword()) :: :ok
+  def put_persistence!(settings) do
+    previous = Application.get_env(:jido_code, :persistence, [])
+    Application.put_env(:jido_code, :persistence, Keyword.merge(previous, settings))
+    on_exit(fn -> Application.put_env(:jido_code, :persistence, previous) end)
+  end
+
+  @doc """
+  A persisted session map as `build_persisted_session/1` makes it, with
+  `messages` user/assistant messages (atom keys, ISO 8601 strings).
+  """
+  @spec persisted_session(String.t(), String.t(), Path.t(), keyword()) :: map()
+  def persisted_session(id, name, project_path, opts \\ []) do
+    count = Keyword.get(opts, :messages, 2)
+    content = Keyword.get(opts, :content, "message")
+
+    conversation =
+      for i <- 1..count//1 do
+        JidoCode.Session.Persistence.new_message(%{
+          id: "msg-#{i}",
+          role: if(rem(i, 2) == 1, do: "user", else: "assistant"),
+          content: "#{content} #{i}",
+          timestamp: Keyword.get(opts, :timestamp, "2026-01-01T00:00:0#{rem(i, 10)}Z")
+        })
+      end
+
+    JidoCode.Session.Persistence.new_session(%{
+      id: id,
+      name: name,
+      project_path: project_path,
+      config: %{
+        "provider" => "anthropic",
+        "model" => "claude",
+        "temperature" => 0.5,
+        "max_tokens" => 1000
+      },
+      closed_at:
+        Keyword.get(
+          opts,
+          :closed_at,
+          JidoCode.Session.Persistence.Schema.current_timestamp_iso8601()
+        ),
+      conversation: conversation,
+      todos: [
+        JidoCode.Session.Persistence.new_todo(%{
+          content: "Run tests",
+          status: "in_progress",
+          active_form: "Running tests"
+        })
+      ],
+      prompt_history: ["first prompt", "second prompt"]
+    })
+  end
+
+  @doc "Writes a persisted session for a fresh id in a fresh project dir; returns `{id, project}`."
+  @spec persist_session!(keyword()) :: {String.t(), Path.t()}
+  def persist_session!(opts \\ []) do
+    id = JidoCode.Session.generate_id()
+    project = Keyword.get_lazy(opts, :project_path, fn -> tmp_dir!("jido_project") end)
+    persisted = persisted_session(id, Keyword.get(opts, :name, "test"), project, opts)
+    :ok = JidoCode.Session.Persistence.write_session_file(id, persisted)
+    {id, project}
+  end
+
+  @doc "Rewrites a session file's JSON through `fun` (decoded map → map), unsigned as given."
+  @spec rewrite_file!(Path.t(), (map() -> map()), keyword()) :: :ok
+  def rewrite_file!(path, fun, opts \\ []) do
+    {:ok, data} = JidoCode.Native.json_decode(File.read!(path), 64)
+    {:ok, json} = JidoCode.Native.json_encode(fun.(data), Keyword.get(opts, :pretty, false), 64)
+    File.write!(path, json)
+  end
+
+  @doc """
+  Starts a private `JidoCode.RateLimit` under the test supervisor with a
+  unique name and returns the name, so async tests never share windows.
+  `opts` are `JidoCode.RateLimit.start_link/1` options (`:limits`,
+  `:global_limits`, `:sweep_interval_ms`). Unlike the application's instance,
+  no quota comes from the configuration (`:limits` and `:global_limits`
+  default to none) and the periodic sweep is off unless `:sweep_interval_ms`
+  is given.
+  """
+  @spec start_rate_limiter!(keyword()) :: atom()
+  def start_rate_limiter!(opts \\ []) do
+    name = :"jido_rate_limit_test_#{System.unique_integer([:positive])}"
+
+    opts =
+      opts
+      |> Keyword.put(:name, name)
+      |> Keyword.put_new(:limits, %{})
+      |> Keyword.put_new(:global_limits, %{})
+      |> Keyword.put_new(:sweep_interval_ms, :infinity)
+
+    ExUnit.Callbacks.start_supervised!({JidoCode.RateLimit, opts}, id: name)
+    name
+  end
+
   # The system temp dir may itself be a symlink (macOS /tmp); project paths
   # must be canonical, so resolve it once through the native core.
   defp resolve!(path) do
     {:ok, canonical} = JidoCode.Native.path_canonicalize(path)
     canonical
+  end
+
+  # -- Live sessions ----------------------------------------------------------
+
+  @doc "A random UUID v4 string (lowercase)."
+  @spec uuid() :: String.t()
+  def uuid, do: JidoCode.Session.generate_id()
+
+  @doc """
+  Starts a session with `JidoCode.SessionSupervisor.create_session/1` and
+  returns it, raising on failure. `:project_path` defaults to a fresh
+  `tmp_dir!/1` (so call it from the test process). Stop it yourself or
+  register `on_exit(&stop_all_sessions/0)`.
+  """
+  @spec create_session!(keyword()) :: JidoCode.Session.t()
+  def create_session!(opts \\ []) do
+    opts = Keyword.put_new_lazy(opts, :project_path, fn -> tmp_dir!("jido_session") end)
+
+    case JidoCode.SessionSupervisor.create_session(opts) do
+      {:ok, session} -> session
+      {:error, reason} -> raise "create_session! failed: #{inspect(reason)}"
+    end
+  end
+
+  @doc """
+  Stops every running session and empties the session registry (entries
+  registered without processes included). Safe in `on_exit/1`, and a no-op
+  when the application is not running.
+  """
+  @spec stop_all_sessions() :: :ok
+  def stop_all_sessions do
+    if Process.whereis(JidoCode.SessionRegistry) do
+      for session <- JidoCode.SessionRegistry.list_all() do
+        JidoCode.SessionSupervisor.stop_session(session.id)
+      end
+    end
+
+    if Process.whereis(JidoCode.SessionSupervisor) do
+      for pid <- JidoCode.SessionSupervisor.list_session_pids() do
+        DynamicSupervisor.terminate_child(JidoCode.SessionSupervisor, pid)
+      end
+    end
+
+    :ok
+  end
+
+  @doc """
+  Polls `fun` every 5 ms until it returns a truthy value (returned) or
+  `timeout_ms` passes (raises). For state that changes asynchronously, such
+  as a registry entry removed after a monitored process dies.
+  """
+  @spec eventually((() -> as_boolean(term())), non_neg_integer()) :: term()
+  def eventually(fun, timeout_ms \\ 1_000) do
+    deadline = System.monotonic_time(:millisecond) + timeout_ms
+    do_eventually(fun, deadline)
+  end
+
+  defp do_eventually(fun, deadline) do
+    cond do
+      result = fun.() ->
+        result
+
+      System.monotonic_time(:millisecond) >= deadline ->
+        raise ExUnit.AssertionError, message: "condition not met in time"
+
+      true ->
+        Process.sleep(5)
+        do_eventually(fun, deadline)
+    end
   end
 end

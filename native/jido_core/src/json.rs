@@ -211,35 +211,12 @@ pub enum Layout {
 /// position), and for the rules of this module: `nesting deeper than N
 /// levels`, `duplicate key "k"`, `integer N is outside ±(2^53−1)`.
 pub fn parse(bytes: &[u8], max_depth: usize) -> Result<Value> {
-    let mut state = State {
-        max_depth: max_depth.min(MAX_DEPTH_CAP),
-        refusal: None,
-        items: Vec::new(),
-        members: Vec::new(),
-    };
+    let mut state = State::new(max_depth);
     let mut de = serde_json::Deserializer::from_slice(bytes);
-    let parsed = ValueSeed {
-        state: &mut state,
-        depth: 0,
-    }
-    .deserialize(&mut de)
-    .and_then(|value| de.end().map(|()| value));
-    parsed.map_err(|err| match state.refusal.take() {
-        // Our own refusals travel beside serde_json's error, so the message is
-        // exactly ours and not suffixed with a position.
-        Some(detail) => Error::invalid_json(detail),
-        None => {
-            let detail = err.to_string();
-            // serde_json's guard fires on the 128th level before our seed sees
-            // it; report it as the same depth refusal. (Its message is the
-            // only way to recognise it: the error code is private.)
-            if detail.starts_with("recursion limit exceeded") {
-                Error::invalid_json(depth_refusal(state.max_depth))
-            } else {
-                Error::invalid_json(detail)
-            }
-        }
-    })
+    let parsed = ValueSeed::new(&mut state, 0)
+        .deserialize(&mut de)
+        .and_then(|value| de.end().map(|()| value));
+    parsed.map_err(|err| state.error(&err))
 }
 
 /// Writes `value` as JSON in member order.
@@ -355,7 +332,10 @@ fn indent<S: Sink>(out: &mut S, levels: usize) -> Result<()> {
 // ---- parsing ---------------------------------------------------------------
 
 /// State shared by every level of one parse.
-struct State {
+///
+/// `pub(crate)` with [`ValueSeed`] so that [`crate::listing`] can parse the
+/// members of a top-level object one at a time with exactly these rules.
+pub(crate) struct State {
     max_depth: usize,
     /// The detail of a refusal raised by this module (rather than by
     /// serde_json's grammar), reported verbatim by [`parse`].
@@ -370,8 +350,49 @@ struct State {
 }
 
 impl State {
+    /// The state of a parse allowing `max_depth` levels (clamped to
+    /// [`MAX_DEPTH_CAP`]).
+    pub(crate) fn new(max_depth: usize) -> Self {
+        Self {
+            max_depth: max_depth.min(MAX_DEPTH_CAP),
+            refusal: None,
+            items: Vec::new(),
+            members: Vec::new(),
+        }
+    }
+
+    /// Whether this module (rather than serde_json's grammar) refused the
+    /// document: such a refusal concerns bytes already seen and stands even
+    /// if the input was cut short.
+    pub(crate) fn refused(&self) -> bool {
+        self.refusal.is_some()
+    }
+
+    /// The [`Error`] for a failed parse: our own refusal verbatim, otherwise
+    /// serde_json's message.
+    pub(crate) fn error(&mut self, err: &serde_json::Error) -> Error {
+        match self.refusal.take() {
+            // Our own refusals travel beside serde_json's error, so the message
+            // is exactly ours and not suffixed with a position.
+            Some(detail) => Error::invalid_json(detail),
+            None => {
+                let detail = err.to_string();
+                // serde_json's guard fires on the 128th level before our seed
+                // sees it; report it as the same depth refusal. (Its message is
+                // the only way to recognise it: the error code is private.)
+                if detail.starts_with("recursion limit exceeded") {
+                    Error::invalid_json(depth_refusal(self.max_depth))
+                } else {
+                    Error::invalid_json(detail)
+                }
+            }
+        }
+    }
+
+    /// Records `detail` as this module's refusal and returns the error that
+    /// stops serde_json.
     #[cold]
-    fn refuse<E: de::Error>(&mut self, detail: String) -> E {
+    pub(crate) fn refuse<E: de::Error>(&mut self, detail: String) -> E {
         let err = E::custom(&detail);
         self.refusal = Some(detail);
         err
@@ -379,15 +400,20 @@ impl State {
 }
 
 /// Deserializes one value sitting `depth` containers deep.
-struct ValueSeed<'s> {
+pub(crate) struct ValueSeed<'s> {
     state: &'s mut State,
     depth: usize,
 }
 
-impl ValueSeed<'_> {
+impl<'s> ValueSeed<'s> {
+    /// A seed for a value `depth` containers deep (0 for the document).
+    pub(crate) fn new(state: &'s mut State, depth: usize) -> Self {
+        Self { state, depth }
+    }
+
     /// The depth of the children of a container opened at this level, or the
     /// depth refusal.
-    fn enter<E: de::Error>(&mut self) -> Result<usize, E> {
+    pub(crate) fn enter<E: de::Error>(&mut self) -> Result<usize, E> {
         let depth = self.depth + 1;
         if depth > self.state.max_depth {
             let max_depth = self.state.max_depth;
@@ -511,7 +537,7 @@ fn depth_refusal(max_depth: usize) -> String {
 /// `duplicate key "k"`, the key escaped as JSON and cut short if long: it
 /// comes from the file and ends up in logs.
 #[cold]
-fn duplicate_key(key: &str) -> String {
+pub(crate) fn duplicate_key(key: &str) -> String {
     const SHOWN: usize = 64;
     let mut cut = key.len().min(SHOWN);
     while !key.is_char_boundary(cut) {

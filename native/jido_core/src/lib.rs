@@ -14,6 +14,8 @@
 //! | [`path_guard`] | project-directory validation and descriptor pinning |
 //! | [`rate_limit`] | sliding-window limiter with an injectable clock |
 //! | [`session`] | the composition: load-and-verify, sign-and-write |
+//! | [`listing`] | session metadata from a bounded prefix, for `list_persisted` |
+//! | [`session_lock`] | one resumer per session: `flock` on the file's inode, load to delete |
 //!
 //! ```
 //! use jido_core::{json, signing::{SigningKey, SignatureState}, machine_secret::MachineSecret};
@@ -30,10 +32,12 @@ pub mod bounded_read;
 pub mod canonical;
 pub mod error;
 pub mod json;
+pub mod listing;
 pub mod machine_secret;
 pub mod path_guard;
 pub mod rate_limit;
 pub mod session;
+pub mod session_lock;
 pub mod signing;
 
 pub use error::{Error, PathViolation, Result};

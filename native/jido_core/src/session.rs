@@ -85,7 +85,17 @@ fn member_rank(key: &str) -> usize {
 /// error here: it comes back as [`SignatureState::Unsigned`].
 pub fn load(path: &Path, key: &SigningKey, limits: Limits) -> Result<Loaded> {
     let bytes = bounded_read::read_regular(path, limits.max_file_size)?;
-    let document = json::parse(&bytes, limits.max_depth)?;
+    verify_bytes(&bytes, key, limits)
+}
+
+/// The parse-and-verify half of [`load`], on bytes already read under the
+/// size gate: shared with [`crate::session_lock::LockedSession::load`], which
+/// reads through a locked descriptor instead of a path.
+///
+/// # Errors
+/// Everything [`load`] returns except the read errors.
+pub(crate) fn verify_bytes(bytes: &[u8], key: &SigningKey, limits: Limits) -> Result<Loaded> {
+    let document = json::parse(bytes, limits.max_depth)?;
     if !matches!(document, Value::Object(_)) {
         return Err(Error::NotAnObject);
     }

@@ -1,11 +1,12 @@
 //! File NIFs: bounded reads, atomic writes, and the whole-session load/save.
 
 use crate::crypto::{path_of, signature_atom, KeyResource};
-use crate::error::{Done, NifResult};
+use crate::error::{Done, NifError, NifResult};
 use crate::terms::{self, new_binary};
+use jido_core::json::Value;
 use jido_core::session::{self, Limits};
-use jido_core::{atomic_write, bounded_read};
-use rustler::{Atom, Binary, Env, ResourceArc, Term};
+use jido_core::{atomic_write, bounded_read, listing};
+use rustler::{Atom, Binary, Encoder, Env, ResourceArc, Term};
 use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
 
@@ -87,4 +88,36 @@ fn session_save(
     };
     let value = terms::from_term(document, max_depth)?;
     Ok(session::save(path_of(&path), value, &key.0, limits)?)
+}
+
+/// `session_list(dir, max_file_size, max_depth)
+///   :: {:ok, [{file_name, {:ok, {metadata, size}} | {:error, reason}}]} | {:error, reason}`
+///
+/// One call for the whole directory: each `*.json` file's metadata members
+/// come from a bounded prefix (see `jido_core::listing`). A bad file is an
+/// error *entry*, never a failed listing.
+#[rustler::nif(schedule = "DirtyIo")]
+fn session_list<'a>(
+    env: Env<'a>,
+    dir: Binary<'a>,
+    max_file_size: u64,
+    max_depth: usize,
+) -> NifResult<Vec<(Binary<'a>, Term<'a>)>> {
+    let limits = Limits {
+        max_file_size,
+        max_depth,
+    };
+    let entries = listing::list_dir(path_of(&dir), limits, listing::DEFAULT_PREFIX_LEN)?;
+    Ok(entries
+        .into_iter()
+        .map(|(name, result)| {
+            let entry = result
+                .map(|meta| {
+                    let members = terms::to_term(env, &Value::Object(meta.members));
+                    (members, meta.size)
+                })
+                .map_err(NifError::from);
+            (new_binary(env, name.as_bytes()), entry.encode(env))
+        })
+        .collect())
 }

@@ -20,6 +20,7 @@ mod crypto;
 mod error;
 mod files;
 mod json;
+mod lock;
 mod path;
 mod rate_limit;
 mod terms;

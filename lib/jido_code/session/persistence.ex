@@ -1,0 +1,642 @@
+defmodule JidoCode.Session.Persistence do
+  @moduledoc """
+  Saving, listing, loading and resuming chat sessions.
+
+  A closed session is a JSON file `<sessions_dir>/<uuid>.json` (format and
+  signing rule: `docs/persistence-format.md`). Every function returns a tagged
+  tuple and none raises on bad data; `session_file/1` raising `ArgumentError`
+  for an id that is not a UUID v4 is the one exception.
+
+  ## Guarantees
+
+  * **Integrity** — files are signed (HMAC-SHA256 over the RFC 8785 canonical
+    form); `load/1` refuses a tampered file (`:signature_verification_failed`),
+    a file from another installation (`:foreign_signature`), a file whose `id`
+    is not its name (`:session_id_mismatch`) and, once signatures are enforced,
+    an unsigned one (`:missing_signature`).
+  * **Bounded** — nothing larger than `max_file_size` is read or written
+    (`:file_too_large` on load, `:session_too_large` on save); symlinks, FIFOs
+    and devices are never opened as session files; JSON nesting is limited.
+  * **Durable** — a save is a temp file, fsync, rename and directory fsync: a
+    crash leaves the old or the new file, never a partial one. Concurrent
+    saves of one session are refused (`:save_in_progress`).
+  * **Safe resume** — `resume/1` is rate limited, holds an exclusive lock on
+    the file from load to delete (`:resume_in_progress` for a second resumer,
+    even in another OS process), validates and pins the project directory, and
+    re-validates the pin after the session processes start; any failure stops
+    them again and keeps the file.
+
+  ## Idempotency
+
+  `delete_persisted/1` and `cleanup/1` can be repeated safely. A successful
+  `resume/1` deletes the file, so resuming the same id again returns
+  `{:error, :not_found}` (or `{:error, :session_exists}` while it runs).
+  """
+
+  require Logger
+
+  alias JidoCode.{Config, Native, RateLimit, Session, SessionRegistry, SessionSupervisor}
+  alias JidoCode.Session.Persistence.{Crypto, Migration, Schema, Serialization, Server}
+  alias JidoCode.Session.State
+  alias JidoCode.Tools.Security
+
+  @typedoc "Metadata of a persisted session, as listed."
+  @type metadata :: %{
+          id: String.t(),
+          name: String.t(),
+          project_path: String.t(),
+          closed_at: String.t(),
+          created_at: String.t() | nil,
+          updated_at: String.t() | nil,
+          size: non_neg_integer()
+        }
+
+  @typedoc "Counts returned by `cleanup/1`."
+  @type cleanup_result :: %{
+          deleted: non_neg_integer(),
+          skipped: non_neg_integer(),
+          failed: non_neg_integer(),
+          errors: [{String.t(), term()}]
+        }
+
+  # -- Schema ---------------------------------------------------------------
+
+  @doc "The current schema version (1)."
+  @spec schema_version() :: pos_integer()
+  defdelegate schema_version, to: Schema
+
+  @doc "Builds a persisted session map. See `JidoCode.Session.Persistence.Schema`."
+  @spec new_session(map()) :: Schema.persisted_session()
+  defdelegate new_session(attrs), to: Schema
+
+  @doc "Builds a persisted message map."
+  @spec new_message(map()) :: Schema.persisted_message()
+  defdelegate new_message(attrs), to: Schema
+
+  @doc "Builds a persisted todo map."
+  @spec new_todo(map()) :: Schema.persisted_todo()
+  defdelegate new_todo(attrs), to: Schema
+
+  @doc "Validates a persisted session map."
+  @spec validate_session(term()) :: {:ok, map()} | {:error, term()}
+  defdelegate validate_session(session), to: Schema
+
+  @doc "Validates a persisted message map."
+  @spec validate_message(term()) :: {:ok, map()} | {:error, term()}
+  defdelegate validate_message(message), to: Schema
+
+  @doc "Validates a persisted todo map."
+  @spec validate_todo(term()) :: {:ok, map()} | {:error, term()}
+  defdelegate validate_todo(todo), to: Schema
+
+  @doc "Builds the persisted map from a live `Session.State` state."
+  @spec build_persisted_session(map()) :: Schema.persisted_session()
+  defdelegate build_persisted_session(state), to: Serialization
+
+  @doc "Deserializes decoded file data (atom keys, `DateTime`s, whitelisted atoms)."
+  @spec deserialize_session(map()) :: {:ok, map()} | {:error, term()}
+  defdelegate deserialize_session(data), to: Serialization
+
+  # -- Storage location -----------------------------------------------------
+
+  @doc "The sessions directory (`<home>/sessions` unless configured)."
+  @spec sessions_dir() :: Path.t()
+  def sessions_dir, do: Config.sessions_dir()
+
+  @doc """
+  The file of a session. Raises `ArgumentError` unless `session_id` is a
+  UUID v4 — an id is never allowed to become a path like `../x`.
+  """
+  @spec session_file(String.t()) :: Path.t()
+  def session_file(session_id) do
+    if Session.valid_id?(session_id) do
+      Path.join(sessions_dir(), session_id <> ".json")
+    else
+      raise ArgumentError, "not a session id (UUID v4): #{inspect(session_id)}"
+    end
+  end
+
+  @doc "Creates the sessions directory (mode 0700) if it is missing."
+  @spec ensure_sessions_dir() :: :ok | {:error, term()}
+  def ensure_sessions_dir, do: Native.create_private_dir(sessions_dir())
+
+  # -- Saving ---------------------------------------------------------------
+
+  @doc """
+  Saves the live session `session_id` to disk and returns the file's path.
+
+  Errors: `:invalid_session_id`, `:not_found` (no such live session),
+  `:save_in_progress`, `:session_limit_reached` (too many persisted sessions
+  and `auto_cleanup_on_limit` off), `:session_too_large` (the live session is
+  kept; nothing is written), or a write error.
+  """
+  @spec save(String.t()) :: {:ok, Path.t()} | {:error, term()}
+  def save(session_id) do
+    result =
+      with :ok <- check_id(session_id),
+           :ok <- Server.acquire_save_lock(session_id) do
+        try do
+          with {:ok, state} <- State.get_state(session_id),
+               persisted = build_persisted_session(state),
+               :ok <- enforce_session_limit(session_id),
+               :ok <- write_session_file(session_id, persisted) do
+            {:ok, session_file(session_id)}
+          end
+        after
+          Server.release_save_lock(session_id)
+        end
+      end
+
+    log_outcome(result, :save, session_id)
+  end
+
+  @doc """
+  Signs `persisted` and writes it atomically and durably as the file of
+  `session_id`.
+
+  `persisted` is what `build_persisted_session/1` returns — atom or string
+  keys, `DateTime` or ISO 8601 timestamps, atom or string roles and statuses.
+  Its `id` must be `session_id` (`:session_id_mismatch`). The project path is
+  stored canonical (symlinks resolved) when it exists.
+  """
+  @spec write_session_file(String.t(), map()) :: :ok | {:error, term()}
+  def write_session_file(session_id, persisted) when is_map(persisted) do
+    document = Serialization.to_document(persisted)
+
+    with :ok <- check_id(session_id),
+         :ok <- check_document_id(document, session_id),
+         {:ok, key} <- Crypto.key(),
+         :ok <- ensure_sessions_dir() do
+      path = session_file(session_id)
+      document = canonicalize_project_path(document)
+
+      case Native.session_save(
+             path,
+             document,
+             key,
+             Config.max_file_size(),
+             Config.max_json_depth()
+           ) do
+        {:ok, _size} ->
+          Server.forget_warning(path)
+          # A writer killed mid-save leaves its temp file; this save proves
+          # the directory works, so tidy up after it.
+          _ = Native.remove_stale_temp_files(sessions_dir(), Path.basename(path))
+          :ok
+
+        {:error, {:document_too_large, size}} ->
+          Logger.warning("session would be #{size} bytes, over the limit; not saved",
+            session_id: session_id,
+            operation: :save,
+            outcome: :too_large
+          )
+
+          {:error, :session_too_large}
+
+        {:error, reason} ->
+          {:error, reason}
+      end
+    end
+  end
+
+  def write_session_file(_session_id, _persisted), do: {:error, :not_a_map}
+
+  defp check_document_id(document, session_id) do
+    case Map.get(document, :id, Map.get(document, "id")) do
+      ^session_id -> :ok
+      _other -> {:error, :session_id_mismatch}
+    end
+  end
+
+  defp canonicalize_project_path(document) do
+    key = if Map.has_key?(document, :project_path), do: :project_path, else: "project_path"
+
+    with path when is_binary(path) <- Map.get(document, key),
+         {:ok, canonical} <- Security.canonical_project_path(path) do
+      Map.put(document, key, canonical)
+    else
+      # A project directory that is gone is stored as given; resume will
+      # refuse it with a precise error.
+      _ -> document
+    end
+  end
+
+  defp enforce_session_limit(session_id) do
+    max = Config.persistence(:max_sessions)
+
+    with {:ok, names} <- persisted_file_names() do
+      count = Enum.count(names, &(&1 != session_id <> ".json"))
+
+      cond do
+        count < max and (count + 1) * 5 >= max * 4 ->
+          Logger.warning("#{count + 1} of at most #{max} sessions persisted",
+            operation: :save,
+            session_id: session_id
+          )
+
+          :ok
+
+        count < max ->
+          :ok
+
+        Config.persistence(:auto_cleanup_on_limit) ->
+          delete_oldest(count - max + 1)
+
+        true ->
+          {:error, :session_limit_reached}
+      end
+    end
+  end
+
+  defp persisted_file_names do
+    case File.ls(sessions_dir()) do
+      {:ok, names} -> {:ok, Enum.filter(names, &session_file_name?/1)}
+      {:error, :enoent} -> {:ok, []}
+      {:error, reason} -> {:error, reason}
+    end
+  end
+
+  defp session_file_name?(name),
+    do: String.ends_with?(name, ".json") and Session.valid_id?(Path.rootname(name))
+
+  defp delete_oldest(count) do
+    with {:ok, sessions} <- list_persisted() do
+      sessions
+      |> Enum.reverse()
+      |> Enum.take(count)
+      |> Enum.reduce_while(:ok, fn %{id: id}, :ok ->
+        Logger.notice("session limit reached: deleting oldest session", session_id: id)
+
+        case delete_persisted(id) do
+          :ok -> {:cont, :ok}
+          error -> {:halt, error}
+        end
+      end)
+    end
+  end
+
+  # -- Loading --------------------------------------------------------------
+
+  @doc """
+  Loads, verifies and deserializes the persisted session `session_id`.
+
+  Errors: `:invalid_session_id`, `:not_found`, `:file_too_large`, `:symlink`,
+  `:not_regular_file`, `{:invalid_json, detail}`, `:not_an_object`,
+  `:signature_verification_failed`, `:foreign_signature`,
+  `:malformed_signature`, `:missing_signature`, `:session_id_mismatch`, or a
+  schema error such as `{:missing_fields, fields}` or
+  `{:invalid_element, index, {:unknown_role, role}}`.
+  """
+  @spec load(String.t()) :: {:ok, map()} | {:error, term()}
+  def load(session_id) do
+    case load_with_state(session_id) do
+      {:ok, session, _signature_state} -> {:ok, session}
+      {:error, _} = error -> error
+    end
+  end
+
+  @doc false
+  # Like load/1 but also says whether the file was signed (for the migration
+  # and the CLI). Unsigned files pass only while the policy allows them.
+  @spec load_with_state(String.t()) :: {:ok, map(), :signed | :unsigned} | {:error, term()}
+  def load_with_state(session_id) do
+    with :ok <- check_id(session_id),
+         {:ok, key} <- Crypto.key() do
+      path = session_file(session_id)
+
+      path
+      |> Native.session_load(key, Config.max_file_size(), Config.max_json_depth())
+      |> accept_loaded(session_id, path)
+    end
+  end
+
+  defp accept_loaded({:ok, {document, signature_state, _size}}, session_id, path) do
+    result =
+      with :ok <- check_signature_policy(signature_state, session_id, path),
+           :ok <- check_document_id(document, session_id),
+           {:ok, session} <- deserialize_session(document) do
+        {:ok, session, signature_state}
+      end
+
+    log_rejection(result, session_id)
+  end
+
+  defp accept_loaded({:error, reason}, session_id, _path) do
+    {:error, load_error(reason)} |> log_rejection(session_id)
+  end
+
+  defp load_error({:file_too_large, _size}), do: :file_too_large
+  defp load_error(reason), do: reason
+
+  defp check_signature_policy(:signed, _session_id, _path), do: :ok
+
+  defp check_signature_policy(:unsigned, session_id, path) do
+    if Migration.enforced?() do
+      {:error, :missing_signature}
+    else
+      if Server.first_warning?(path) do
+        Logger.warning("session file is unsigned (legacy); it will be signed on next save",
+          session_id: session_id,
+          operation: :load,
+          outcome: :unsigned
+        )
+      end
+
+      :ok
+    end
+  end
+
+  defp log_rejection({:error, :not_found} = error, _session_id), do: error
+
+  defp log_rejection({:error, reason} = error, session_id) do
+    Logger.warning("session file rejected: #{inspect(reason)}",
+      session_id: session_id,
+      operation: :load,
+      outcome: :rejected
+    )
+
+    error
+  end
+
+  defp log_rejection(ok, _session_id), do: ok
+
+  # -- Listing --------------------------------------------------------------
+
+  @doc """
+  Metadata of every valid persisted session, newest `closed_at` first.
+
+  Reads only the metadata at the front of each file. Corrupt, oversized,
+  symlinked or non-regular files are skipped with a log line; they never fail
+  the listing. A missing sessions directory lists as `{:ok, []}`.
+  """
+  @spec list_persisted() :: {:ok, [metadata()]} | {:error, term()}
+  def list_persisted do
+    case Native.session_list(sessions_dir(), Config.max_file_size(), Config.max_json_depth()) do
+      {:ok, entries} ->
+        {:ok,
+         entries
+         |> Enum.flat_map(&listed_metadata/1)
+         |> Enum.sort_by(&sort_time(&1.closed_at), {:desc, DateTime})}
+
+      {:error, :not_found} ->
+        {:ok, []}
+
+      {:error, reason} = error ->
+        Logger.warning("cannot list #{sessions_dir()}: #{inspect(reason)}", operation: :list)
+        error
+    end
+  end
+
+  defp listed_metadata({file_name, {:ok, {members, size}}}) do
+    with id when is_binary(id) <- members["id"],
+         true <- file_name == id <> ".json" and Session.valid_id?(id),
+         {:ok, meta} <- metadata(members, size) do
+      [meta]
+    else
+      _ -> skip_listed(file_name, :invalid_metadata)
+    end
+  end
+
+  defp listed_metadata({file_name, {:error, reason}}), do: skip_listed(file_name, reason)
+
+  defp skip_listed(file_name, reason) do
+    Logger.warning("skipping session file #{file_name}: #{inspect(reason)}",
+      operation: :list,
+      outcome: :skipped
+    )
+
+    []
+  end
+
+  defp metadata(members, size) do
+    fields = %{
+      id: members["id"],
+      name: members["name"],
+      project_path: members["project_path"],
+      closed_at: members["closed_at"],
+      created_at: members["created_at"],
+      updated_at: members["updated_at"],
+      size: size
+    }
+
+    if is_binary(fields.name) and is_binary(fields.project_path) and is_binary(fields.closed_at),
+      do: {:ok, fields},
+      else: :error
+  end
+
+  defp sort_time(iso) do
+    case DateTime.from_iso8601(iso) do
+      {:ok, dt, _} -> dt
+      {:error, _} -> ~U[1970-01-01 00:00:00Z]
+    end
+  end
+
+  @doc """
+  Persisted sessions that can be resumed now: those whose id and project
+  path are not in use by a running session.
+  """
+  @spec list_resumable() :: {:ok, [metadata()]} | {:error, term()}
+  def list_resumable do
+    active = SessionRegistry.list_all()
+    active_ids = MapSet.new(active, & &1.id)
+    active_paths = MapSet.new(active, & &1.project_path)
+
+    with {:ok, sessions} <- list_persisted() do
+      {:ok,
+       Enum.reject(sessions, fn s ->
+         MapSet.member?(active_ids, s.id) or MapSet.member?(active_paths, s.project_path)
+       end)}
+    end
+  end
+
+  @doc """
+  The most recently closed resumable session of `project_path` (compared
+  canonically), or `{:ok, nil}`.
+  """
+  @spec find_by_project_path(String.t()) :: {:ok, metadata() | nil} | {:error, term()}
+  def find_by_project_path(project_path) when is_binary(project_path) do
+    wanted =
+      case Security.canonical_project_path(project_path) do
+        {:ok, canonical} -> [project_path, canonical]
+        {:error, _} -> [project_path]
+      end
+
+    with {:ok, sessions} <- list_resumable() do
+      {:ok, Enum.find(sessions, &(&1.project_path in wanted))}
+    end
+  end
+
+  # -- Deleting -------------------------------------------------------------
+
+  @doc """
+  Deletes sessions closed more than `max_age_days` days ago. Running sessions
+  and sessions with an unreadable `closed_at` are skipped.
+  """
+  @spec cleanup(pos_integer()) :: {:ok, cleanup_result()} | {:error, term()}
+  def cleanup(max_age_days \\ 30) when is_integer(max_age_days) and max_age_days > 0 do
+    cutoff = DateTime.add(DateTime.utc_now(), -max_age_days * 86_400, :second)
+
+    with {:ok, sessions} <- list_persisted() do
+      result =
+        Enum.reduce(sessions, %{deleted: 0, skipped: 0, failed: 0, errors: []}, fn session, acc ->
+          cleanup_one(session, cutoff, acc)
+        end)
+
+      Logger.info(
+        "cleanup: deleted #{result.deleted}, skipped #{result.skipped}, failed #{result.failed}",
+        operation: :cleanup
+      )
+
+      {:ok, %{result | errors: Enum.reverse(result.errors)}}
+    end
+  end
+
+  defp cleanup_one(session, cutoff, acc) do
+    with {:ok, closed_at, _} <- DateTime.from_iso8601(session.closed_at),
+         :lt <- DateTime.compare(closed_at, cutoff),
+         {:error, :not_found} <- SessionRegistry.lookup(session.id) do
+      case delete_persisted(session.id) do
+        :ok ->
+          %{acc | deleted: acc.deleted + 1}
+
+        {:error, reason} ->
+          %{acc | failed: acc.failed + 1, errors: [{session.id, reason} | acc.errors]}
+      end
+    else
+      _ -> %{acc | skipped: acc.skipped + 1}
+    end
+  end
+
+  @doc "Deletes the file of `session_id`. Deleting a missing file is `:ok`."
+  @spec delete_persisted(String.t()) :: :ok | {:error, term()}
+  def delete_persisted(session_id) do
+    with :ok <- check_id(session_id) do
+      path = session_file(session_id)
+      Server.forget_warning(path)
+
+      case File.rm(path) do
+        :ok -> :ok
+        {:error, :enoent} -> :ok
+        {:error, reason} -> {:error, reason}
+      end
+    end
+  end
+
+  # -- Resuming -------------------------------------------------------------
+
+  @doc """
+  Resumes the persisted session `session_id` and returns the running
+  `%JidoCode.Session{}`.
+
+  Order: rate limit (every attempt counts) → exclusive lock on the file →
+  load (size gate, signature, schema) → validate and pin the project directory
+  → rebuild the session → start its processes → re-validate the directory
+  against the pin → restore conversation, todos and prompt history → delete
+  the file. A failure after the processes started stops them; the file is
+  kept on every failure.
+
+  Errors include `{:error, :rate_limit_exceeded, retry_after_seconds}`,
+  `:resume_in_progress`, every `load/1` error, the `:project_path_*` errors
+  (`:project_path_changed` when the directory was swapped during resume),
+  `:session_exists`, `:project_already_open` and `:session_limit_reached`.
+  """
+  @spec resume(String.t()) ::
+          {:ok, Session.t()} | {:error, term()} | {:error, :rate_limit_exceeded, pos_integer()}
+  def resume(session_id) do
+    result =
+      with :ok <- check_id(session_id),
+           :ok <- RateLimit.check_and_record(:resume, session_id),
+           {:ok, lock} <- lock_session_file(session_id) do
+        try do
+          resume_locked(session_id, lock)
+        after
+          Native.session_lock_release(lock)
+        end
+      end
+
+    log_outcome(result, :resume, session_id)
+  end
+
+  defp lock_session_file(session_id) do
+    case Native.session_lock(session_file(session_id)) do
+      {:ok, lock} -> {:ok, lock}
+      {:error, :locked} -> {:error, :resume_in_progress}
+      {:error, reason} -> {:error, load_error(reason)}
+    end
+  end
+
+  defp resume_locked(session_id, lock) do
+    with {:ok, key} <- Crypto.key(),
+         {:ok, persisted, _signature_state} <-
+           lock
+           |> Native.session_lock_load(key, Config.max_file_size(), Config.max_json_depth())
+           |> accept_loaded(session_id, session_file(session_id)),
+         {:ok, pin} <- Security.pin_project_path(persisted.project_path),
+         {:ok, session} <- rebuild_session(persisted),
+         {:ok, _pid} <- SessionSupervisor.start_session(session) do
+      Logger.info("session processes started", session_id: session_id, operation: :resume)
+
+      case restore(session, persisted, pin, lock) do
+        :ok ->
+          {:ok, session}
+
+        {:error, _} = error ->
+          SessionSupervisor.stop_session(session.id)
+          error
+      end
+    end
+  end
+
+  defp restore(session, persisted, pin, lock) do
+    with :ok <- Security.revalidate(pin),
+         :ok <-
+           State.restore(session.id, %{
+             messages: persisted.conversation,
+             todos: persisted.todos,
+             prompt_history: persisted.prompt_history
+           }) do
+      Native.session_lock_remove(lock)
+    end
+  end
+
+  defp rebuild_session(persisted) do
+    config =
+      Schema.atomize_known_keys(persisted.config, [:provider, :model, :temperature, :max_tokens])
+
+    Session.validate(%Session{
+      id: persisted.id,
+      name: persisted.name,
+      project_path: persisted.project_path,
+      config: Map.take(config, [:provider, :model, :temperature, :max_tokens]),
+      created_at: persisted.created_at,
+      updated_at: DateTime.utc_now()
+    })
+  end
+
+  # -- Helpers --------------------------------------------------------------
+
+  defp check_id(session_id) do
+    if Session.valid_id?(session_id), do: :ok, else: {:error, :invalid_session_id}
+  end
+
+  defp log_outcome(result, operation, session_id) do
+    {level, outcome} =
+      case result do
+        {:ok, _} -> {:info, :ok}
+        {:error, :rate_limit_exceeded, _} -> {:warning, :rate_limit_exceeded}
+        {:error, reason} -> {:warning, reason}
+      end
+
+    Logger.log(level, fn -> "#{operation} #{inspect(outcome)}" end,
+      session_id: session_id,
+      operation: operation,
+      outcome: outcome_tag(outcome)
+    )
+
+    result
+  end
+
+  defp outcome_tag(outcome) when is_atom(outcome), do: outcome
+  defp outcome_tag(outcome) when is_tuple(outcome), do: elem(outcome, 0)
+  defp outcome_tag(_outcome), do: :error
+end

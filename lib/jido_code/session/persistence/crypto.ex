@@ -1,0 +1,141 @@
+defmodule JidoCode.Session.Persistence.Crypto do
+  @moduledoc """
+  Signing keys and document signatures for session files.
+
+  A session file is signed with HMAC-SHA256 over the RFC 8785 (JCS) canonical
+  form of the document without its `"signature"` member, so layout, key order
+  and whitespace never matter. The key is derived with HKDF-SHA256 from a
+  random per-installation machine secret (`<home>/machine_secret`, created
+  once, mode 0600), the configured `signing_salt` and — unless
+  `bind_signature_to_hostname: false` — the hostname. All of that happens in
+  the native core; the key itself stays inside a NIF resource, so it cannot
+  reach a log line, `inspect/1` or a crash dump.
+
+  The derived key is cached in `:persistent_term` per (secret path, salt,
+  hostname binding): switching homes (as tests do) derives a new key, and the
+  application clears the cache when it starts.
+  """
+
+  require Logger
+
+  alias JidoCode.{Config, Native}
+
+  @doc """
+  The signing key for the current configuration, derived on first use.
+
+  Creates the machine secret when missing. A secret readable or writable by
+  group/other is refused: `{:error, {:insecure_secret_permissions, mode}}`.
+  """
+  @spec key() :: {:ok, reference()} | {:error, term()}
+  def key do
+    spec = key_spec()
+
+    case :persistent_term.get({__MODULE__, spec}, nil) do
+      nil -> derive(spec)
+      key -> {:ok, key}
+    end
+  end
+
+  @doc "The public fingerprint (`key_id`) of the current signing key."
+  @spec key_id() :: {:ok, String.t()} | {:error, term()}
+  def key_id do
+    with {:ok, key} <- key(), do: {:ok, Native.signing_key_id(key)}
+  end
+
+  @doc "Forgets every cached key; the next `key/0` re-derives."
+  @spec invalidate_key_cache() :: :ok
+  def invalidate_key_cache do
+    for {{__MODULE__, _spec} = name, _} <- :persistent_term.get(),
+        do: :persistent_term.erase(name)
+
+    :ok
+  end
+
+  @doc """
+  Signs a document map: returns it with `"key_id"` and `"signature"` set
+  (string keys, as decoded from JSON).
+  """
+  @spec sign(map()) :: {:ok, map()} | {:error, term()}
+  def sign(document) when is_map(document) do
+    depth = Config.max_json_depth()
+
+    with {:ok, key} <- key(),
+         {:ok, json} <- Native.json_encode(document, false, depth),
+         {:ok, signed} <- Native.document_sign(key, json, depth) do
+      Native.json_decode(signed, depth)
+    end
+  end
+
+  @doc "The base64 signature a document would carry."
+  @spec compute_signature(map()) :: {:ok, String.t()} | {:error, term()}
+  def compute_signature(document) do
+    with {:ok, signed} <- sign(document), do: {:ok, Map.fetch!(signed, "signature")}
+  end
+
+  @doc """
+  Verifies a document given as a map or as JSON text.
+
+  Returns `{:ok, :signed}`, `{:ok, :unsigned}` (no signature member — the
+  caller's policy decides), or `{:error, reason}` with reason
+  `:signature_verification_failed` (altered), `:foreign_signature` (signed by
+  another installation or machine) or `:malformed_signature`.
+  """
+  @spec verify(map() | binary()) :: {:ok, :signed | :unsigned} | {:error, term()}
+  def verify(document) when is_map(document) do
+    with {:ok, json} <- Native.json_encode(document, false, Config.max_json_depth()),
+         do: verify(json)
+  end
+
+  def verify(json) when is_binary(json) do
+    with {:ok, key} <- key(), do: Native.document_verify(key, json, Config.max_json_depth())
+  end
+
+  @doc "Whether a document map carries a signature member."
+  @spec signed?(map()) :: boolean()
+  def signed?(document) when is_map(document),
+    do: Map.has_key?(document, "signature") or Map.has_key?(document, :signature)
+
+  defp key_spec do
+    persistence = Config.persistence()
+    hostname = if persistence[:bind_signature_to_hostname], do: hostname()
+    {Config.machine_secret_path(), persistence[:signing_salt], hostname}
+  end
+
+  defp hostname do
+    {:ok, name} = :inet.gethostname()
+    List.to_string(name)
+  end
+
+  defp derive({secret_path, salt, hostname} = spec) do
+    case Native.signing_key_load(secret_path, salt, hostname, false) do
+      {:ok, {key, key_id, origin}} ->
+        if origin == :created do
+          Logger.notice("created machine secret #{secret_path}",
+            operation: :key_derivation,
+            key_id: key_id
+          )
+        end
+
+        :persistent_term.put({__MODULE__, spec}, key)
+        {:ok, key}
+
+      {:error, {:insecure_secret_permissions, mode}} = error ->
+        Logger.error(
+          "machine secret #{secret_path} has mode #{Integer.to_string(mode, 8)}: " <>
+            "it may have been read by others; refusing to use it (chmod 600 to accept it)",
+          operation: :key_derivation,
+          outcome: :refused
+        )
+
+        error
+
+      {:error, reason} = error ->
+        Logger.error("cannot load machine secret #{secret_path}: #{inspect(reason)}",
+          operation: :key_derivation,
+          outcome: :error
+        )
+
+        error
+    end
+  end
+end

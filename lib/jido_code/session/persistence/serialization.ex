@@ -1,0 +1,179 @@
+defmodule JidoCode.Session.Persistence.Serialization do
+  @moduledoc """
+  Conversion between live session state and the persisted form.
+
+  * `build_persisted_session/1` — `Session.State` state → persisted map
+    (atom keys, ISO 8601 strings, string roles and statuses, string-keyed config);
+  * `to_document/1` — any accepted persisted map (atom or string keys,
+    `DateTime` or ISO 8601 timestamps, atom or string roles) → the plain map the
+    native encoder takes;
+  * `deserialize_session/1` — decoded file data → session map with atom keys,
+    `DateTime` timestamps and whitelisted atoms.
+
+  Lists of messages and todos go through one helper, `deserialize_list/2`,
+  which stops at the first bad element and says which one it was.
+  """
+
+  alias JidoCode.Session.Persistence.Schema
+
+  @doc "Builds the persisted map from a `Session.State` state map."
+  @spec build_persisted_session(map()) :: Schema.persisted_session()
+  def build_persisted_session(%{session: session} = state) do
+    %{
+      version: Schema.schema_version(),
+      id: session.id,
+      name: session.name,
+      project_path: session.project_path,
+      config: serialize_config(session.config),
+      created_at: format_timestamp(session.created_at),
+      updated_at: format_timestamp(session.updated_at),
+      closed_at: Schema.current_timestamp_iso8601(),
+      conversation: Enum.map(Map.get(state, :messages, []), &serialize_message/1),
+      todos: Enum.map(Map.get(state, :todos, []), &serialize_todo/1),
+      prompt_history: Map.get(state, :prompt_history, [])
+    }
+  end
+
+  @doc """
+  Normalises a persisted map for the native encoder: timestamps become ISO
+  8601 strings at the places the schema has them; everything else is passed
+  through (the encoder accepts atom or string keys and encodes atoms such as
+  `:user` as strings).
+  """
+  @spec to_document(map()) :: map()
+  def to_document(persisted) when is_map(persisted) do
+    persisted
+    |> Map.new(fn {key, value} -> {key, document_member(to_string(key), value)} end)
+  end
+
+  defp document_member(key, value) when key in ~w(created_at updated_at closed_at),
+    do: format_timestamp(value)
+
+  defp document_member("conversation", messages) when is_list(messages),
+    do: Enum.map(messages, &update_timestamp/1)
+
+  defp document_member(_key, value), do: value
+
+  defp update_timestamp(%{timestamp: ts} = message),
+    do: %{message | timestamp: format_timestamp(ts)}
+
+  defp update_timestamp(%{"timestamp" => ts} = message),
+    do: %{message | "timestamp" => format_timestamp(ts)}
+
+  defp update_timestamp(message), do: message
+
+  @doc """
+  Deserializes decoded file data into a session map: atom keys for known
+  fields, `DateTime` timestamps, whitelisted atoms for roles and statuses.
+  """
+  @spec deserialize_session(map()) :: {:ok, map()} | {:error, term()}
+  def deserialize_session(data) when is_map(data) do
+    with {:ok, session} <- Schema.validate_session(data),
+         {:ok, created_at} <- parse_timestamp(session.created_at, :created_at),
+         {:ok, updated_at} <- parse_timestamp(session.updated_at, :updated_at),
+         {:ok, closed_at} <- parse_timestamp(session.closed_at, :closed_at),
+         {:ok, conversation} <- deserialize_list(session.conversation, &deserialize_message/1),
+         {:ok, todos} <- deserialize_list(session.todos, &deserialize_todo/1) do
+      {:ok,
+       %{
+         version: session.version,
+         id: session.id,
+         name: session.name,
+         project_path: session.project_path,
+         config: session.config,
+         created_at: created_at,
+         updated_at: updated_at,
+         closed_at: closed_at,
+         conversation: conversation,
+         todos: todos,
+         prompt_history: Map.get(session, :prompt_history) || []
+       }}
+    end
+  end
+
+  def deserialize_session(_), do: {:error, :not_a_map}
+
+  @doc """
+  Applies `fun` to every element, returning `{:ok, results}` or the first
+  error tagged with the element's index: `{:error, {:invalid_element, i, reason}}`.
+
+      iex> JidoCode.Session.Persistence.Serialization.deserialize_list([1, 2], &{:ok, &1 * 2})
+      {:ok, [2, 4]}
+      iex> JidoCode.Session.Persistence.Serialization.deserialize_list([1, :x], fn
+      ...>   n when is_integer(n) -> {:ok, n}
+      ...>   _ -> {:error, :nan}
+      ...> end)
+      {:error, {:invalid_element, 1, :nan}}
+  """
+  @spec deserialize_list(list(), (term() -> {:ok, term()} | {:error, term()})) ::
+          {:ok, list()} | {:error, {:invalid_element, non_neg_integer(), term()}}
+  def deserialize_list(items, fun) when is_list(items) do
+    items
+    |> Enum.with_index()
+    |> Enum.reduce_while({:ok, []}, fn {item, index}, {:ok, acc} ->
+      case fun.(item) do
+        {:ok, value} -> {:cont, {:ok, [value | acc]}}
+        {:error, reason} -> {:halt, {:error, {:invalid_element, index, reason}}}
+      end
+    end)
+    |> case do
+      {:ok, acc} -> {:ok, Enum.reverse(acc)}
+      error -> error
+    end
+  end
+
+  @doc "Deserializes one message: whitelisted role atom, `DateTime` timestamp."
+  @spec deserialize_message(term()) :: {:ok, map()} | {:error, term()}
+  def deserialize_message(data) do
+    with {:ok, message} <- Schema.validate_message(data),
+         {:ok, role} <- Schema.role_to_atom(message.role),
+         {:ok, timestamp} <- parse_timestamp(message.timestamp, :timestamp) do
+      {:ok, %{id: message.id, role: role, content: message.content, timestamp: timestamp}}
+    end
+  end
+
+  @doc "Deserializes one todo: whitelisted status atom."
+  @spec deserialize_todo(term()) :: {:ok, map()} | {:error, term()}
+  def deserialize_todo(data) do
+    with {:ok, todo} <- Schema.validate_todo(data),
+         {:ok, status} <- Schema.status_to_atom(todo.status) do
+      {:ok, %{content: todo.content, status: status, active_form: todo.active_form}}
+    end
+  end
+
+  @doc "Parses an ISO 8601 timestamp (or passes a `DateTime` through)."
+  @spec parse_timestamp(term(), atom()) :: {:ok, DateTime.t()} | {:error, term()}
+  def parse_timestamp(%DateTime{} = dt, _field), do: {:ok, dt}
+
+  def parse_timestamp(value, field) when is_binary(value) do
+    case DateTime.from_iso8601(value) do
+      {:ok, dt, _offset} -> {:ok, dt}
+      {:error, _} -> {:error, {:invalid_timestamp, field, value}}
+    end
+  end
+
+  def parse_timestamp(value, field), do: {:error, {:invalid_timestamp, field, value}}
+
+  defp serialize_message(message) do
+    %{
+      id: message.id,
+      role: to_string(message.role),
+      content: message.content,
+      timestamp: format_timestamp(message.timestamp)
+    }
+  end
+
+  defp serialize_todo(todo) do
+    %{content: todo.content, status: to_string(todo.status), active_form: todo.active_form}
+  end
+
+  # The file format keeps config string-keyed (it is open-ended provider data).
+  defp serialize_config(config) when is_map(config),
+    do: Map.new(config, fn {key, value} -> {to_string(key), value} end)
+
+  defp serialize_config(_), do: %{}
+
+  defp format_timestamp(%DateTime{} = dt), do: DateTime.to_iso8601(dt)
+  defp format_timestamp(%NaiveDateTime{} = dt), do: NaiveDateTime.to_iso8601(dt) <> "Z"
+  defp format_timestamp(other), do: other
+end

@@ -1,0 +1,270 @@
+defmodule JidoCode.SessionRegistry do
+  @moduledoc """
+  The live sessions: which ids are running, which project directories are
+  open, and how many sessions run at once.
+
+  The registry is a GenServer owning a `:protected`, `read_concurrency` ETS
+  table named after the registry. Reads (`lookup/1`, `lookup_by_path/1`,
+  `list_all/0`, `count/0`) go straight to the table, never through the
+  process; writes (`register/2`, `update/1`, `unregister/1`) are calls, so the
+  three admission checks — id unique, project path unique, fewer than
+  `JidoCode.Config.max_running_sessions/0` sessions — happen atomically.
+
+  The table holds two kinds of rows:
+
+      {{:id, id}, %JidoCode.Session{}, monitor_ref | nil}
+      {{:path, project_path}, id}
+
+  ## Owners
+
+  A registration may name an *owner* process. The registry monitors it and
+  drops the entry when it dies, so a session whose processes crashed never
+  stays "running" (and never keeps its project path locked).
+  `JidoCode.SessionSupervisor.start_session/1` registers with the calling
+  process as owner, then the per-session supervisor takes ownership with
+  `set_owner/2` as it starts: whichever dies first, no entry outlives the
+  processes it describes.
+
+  Reads made while the registry is not running (during shutdown) behave as if
+  it were empty.
+  """
+  use GenServer
+
+  alias JidoCode.Session
+
+  @typedoc "Why a registration was refused."
+  @type register_error :: :session_exists | :project_already_open | :session_limit_reached
+
+  @call_timeout 15_000
+
+  # -- Client ----------------------------------------------------------------
+
+  @doc """
+  Starts the registry. Option `:name` (default `#{inspect(__MODULE__)}`) names
+  both the process and its ETS table; the functions of this module use the
+  default name.
+  """
+  @spec start_link(keyword()) :: GenServer.on_start()
+  def start_link(opts \\ []) do
+    name = Keyword.get(opts, :name, __MODULE__)
+    GenServer.start_link(__MODULE__, name, name: name)
+  end
+
+  @doc """
+  Registers a session, optionally monitoring `owner` (see "Owners").
+
+  Refused with `{:error, :session_exists}` when the id is registered,
+  `{:error, :project_already_open}` when another session has the same
+  `project_path`, and `{:error, :session_limit_reached}` when
+  `JidoCode.Config.max_running_sessions/0` (read at call time) sessions are
+  registered — checked in that order.
+  """
+  @spec register(Session.t(), pid() | nil) ::
+          {:ok, session :: Session.t()} | {:error, register_error()}
+  def register(%Session{id: id, project_path: path} = session, owner \\ nil)
+      when is_binary(id) and is_binary(path) and (is_pid(owner) or is_nil(owner)) do
+    GenServer.call(__MODULE__, {:register, session, owner}, @call_timeout)
+  end
+
+  @doc """
+  Makes `owner` the monitored owner of a registered session, replacing (and
+  demonitoring) the previous one. `{:error, :not_found}` when the id is not
+  registered — for instance because the previous owner died first.
+  """
+  @spec set_owner(String.t(), pid()) :: :ok | {:error, :not_found}
+  def set_owner(id, owner) when is_binary(id) and is_pid(owner) do
+    GenServer.call(__MODULE__, {:set_owner, id, owner}, @call_timeout)
+  end
+
+  @doc """
+  Replaces the stored session of a registered id (its project path may change
+  if no other session has the new one).
+  """
+  @spec update(Session.t()) ::
+          {:ok, session :: Session.t()} | {:error, :not_found | :project_already_open}
+  def update(%Session{id: id, project_path: path} = session)
+      when is_binary(id) and is_binary(path) do
+    GenServer.call(__MODULE__, {:update, session}, @call_timeout)
+  end
+
+  @doc "Removes a session (and stops monitoring its owner). Idempotent."
+  @spec unregister(String.t()) :: :ok
+  def unregister(id) when is_binary(id) do
+    GenServer.call(__MODULE__, {:unregister, id}, @call_timeout)
+  end
+
+  def unregister(_id), do: :ok
+
+  @doc "The registered session with this id."
+  @spec lookup(String.t()) :: {:ok, session :: Session.t()} | {:error, :not_found}
+  def lookup(id) when is_binary(id) do
+    case safe_lookup({:id, id}) do
+      [{_key, session, _ref}] -> {:ok, session}
+      [] -> {:error, :not_found}
+    end
+  end
+
+  def lookup(_id), do: {:error, :not_found}
+
+  @doc "The registered session whose project path is exactly `path`."
+  @spec lookup_by_path(String.t()) :: {:ok, session :: Session.t()} | {:error, :not_found}
+  def lookup_by_path(path) when is_binary(path) do
+    with [{_key, id}] <- safe_lookup({:path, path}),
+         {:ok, session} <- lookup(id) do
+      {:ok, session}
+    else
+      _ -> {:error, :not_found}
+    end
+  end
+
+  def lookup_by_path(_path), do: {:error, :not_found}
+
+  @doc "All registered sessions, oldest `created_at` first."
+  @spec list_all() :: [Session.t()]
+  def list_all do
+    __MODULE__
+    |> safe_select([{{{:id, :_}, :"$1", :_}, [], [:"$1"]}])
+    |> Enum.sort(fn a, b -> DateTime.compare(a.created_at, b.created_at) != :gt end)
+  end
+
+  @doc "How many sessions are registered."
+  @spec count() :: non_neg_integer()
+  def count, do: count(__MODULE__)
+
+  # -- Server ----------------------------------------------------------------
+
+  @impl GenServer
+  def init(table) do
+    ^table = :ets.new(table, [:set, :protected, :named_table, read_concurrency: true])
+    {:ok, %{table: table, monitors: %{}}}
+  end
+
+  @impl GenServer
+  def handle_call({:register, session, owner}, _from, state) do
+    %{table: table} = state
+
+    cond do
+      :ets.member(table, {:id, session.id}) ->
+        {:reply, {:error, :session_exists}, state}
+
+      :ets.member(table, {:path, session.project_path}) ->
+        {:reply, {:error, :project_already_open}, state}
+
+      count(table) >= JidoCode.Config.max_running_sessions() ->
+        {:reply, {:error, :session_limit_reached}, state}
+
+      true ->
+        {ref, state} = monitor(state, session.id, owner)
+        true = :ets.insert(table, [{{:id, session.id}, session, ref}, path_row(session)])
+        {:reply, {:ok, session}, state}
+    end
+  end
+
+  def handle_call({:set_owner, id, owner}, _from, %{table: table} = state) do
+    case :ets.lookup(table, {:id, id}) do
+      [{key, session, old_ref}] ->
+        state = demonitor(state, old_ref)
+        {ref, state} = monitor(state, id, owner)
+        true = :ets.insert(table, {key, session, ref})
+        {:reply, :ok, state}
+
+      [] ->
+        {:reply, {:error, :not_found}, state}
+    end
+  end
+
+  def handle_call({:update, session}, _from, %{table: table} = state) do
+    with [{key, old, ref}] <- :ets.lookup(table, {:id, session.id}),
+         :ok <- move_path(table, old, session) do
+      true = :ets.insert(table, {key, session, ref})
+      {:reply, {:ok, session}, state}
+    else
+      [] -> {:reply, {:error, :not_found}, state}
+      {:error, _reason} = error -> {:reply, error, state}
+    end
+  end
+
+  def handle_call({:unregister, id}, _from, state) do
+    {:reply, :ok, remove(state, id)}
+  end
+
+  @impl GenServer
+  def handle_info({:DOWN, ref, :process, _pid, _reason}, state) do
+    case Map.pop(state.monitors, ref) do
+      {nil, _monitors} ->
+        {:noreply, state}
+
+      {id, monitors} ->
+        state = %{state | monitors: monitors}
+        # Only drop the entry this monitor guarded, not a later one with the id.
+        case :ets.lookup(state.table, {:id, id}) do
+          [{_key, _session, ^ref}] -> {:noreply, remove(state, id)}
+          _ -> {:noreply, state}
+        end
+    end
+  end
+
+  def handle_info(_message, state), do: {:noreply, state}
+
+  # -- Helpers ---------------------------------------------------------------
+
+  defp path_row(%Session{id: id, project_path: path}), do: {{:path, path}, id}
+
+  defp move_path(_table, %Session{project_path: same}, %Session{project_path: same}), do: :ok
+
+  defp move_path(table, old, new) do
+    if :ets.member(table, {:path, new.project_path}) do
+      {:error, :project_already_open}
+    else
+      true = :ets.delete(table, {:path, old.project_path})
+      true = :ets.insert(table, path_row(new))
+      :ok
+    end
+  end
+
+  defp remove(%{table: table} = state, id) do
+    case :ets.lookup(table, {:id, id}) do
+      [{key, session, ref}] ->
+        true = :ets.delete(table, key)
+        true = :ets.delete(table, {:path, session.project_path})
+        demonitor(state, ref)
+
+      [] ->
+        state
+    end
+  end
+
+  defp monitor(state, _id, nil), do: {nil, state}
+
+  defp monitor(state, id, owner) do
+    ref = Process.monitor(owner)
+    {ref, %{state | monitors: Map.put(state.monitors, ref, id)}}
+  end
+
+  defp demonitor(state, nil), do: state
+
+  defp demonitor(state, ref) do
+    Process.demonitor(ref, [:flush])
+    %{state | monitors: Map.delete(state.monitors, ref)}
+  end
+
+  defp count(table), do: safe_select_count(table, [{{{:id, :_}, :_, :_}, [], [true]}])
+
+  defp safe_lookup(key) do
+    :ets.lookup(__MODULE__, key)
+  rescue
+    ArgumentError -> []
+  end
+
+  defp safe_select(table, spec) do
+    :ets.select(table, spec)
+  rescue
+    ArgumentError -> []
+  end
+
+  defp safe_select_count(table, spec) do
+    :ets.select_count(table, spec)
+  rescue
+    ArgumentError -> 0
+  end
+end

@@ -1,0 +1,165 @@
+defmodule JidoCode.SessionSupervisor do
+  @moduledoc """
+  Starts and stops sessions: a `DynamicSupervisor` of per-session supervisors
+  (`JidoCode.Session.Supervisor`, started `restart: :temporary` — a session
+  whose processes give up is gone, not silently restarted empty).
+
+  Starting a session is admission first, processes second:
+
+    1. `JidoCode.Session.validate/1`;
+    2. `JidoCode.SessionRegistry.register/2` — the atomic checks for a
+       duplicate id, an already open project path and the running limit, with
+       the caller as owner;
+    3. the per-session supervisor starts and takes ownership of the entry.
+
+  Any failure after step 2 unregisters again, so a refused or failed start
+  leaves nothing behind. Stopping terminates the per-session supervisor and
+  unregisters.
+  """
+  use DynamicSupervisor
+
+  require Logger
+
+  alias JidoCode.Session
+  alias JidoCode.SessionRegistry
+
+  @doc "Starts the supervisor (option `:name`, default `#{inspect(__MODULE__)}`)."
+  @spec start_link(keyword()) :: Supervisor.on_start()
+  def start_link(opts \\ []) do
+    DynamicSupervisor.start_link(__MODULE__, opts, name: Keyword.get(opts, :name, __MODULE__))
+  end
+
+  @impl DynamicSupervisor
+  def init(_opts), do: DynamicSupervisor.init(strategy: :one_for_one)
+
+  @doc """
+  Registers `session` and starts its processes, returning the per-session
+  supervisor's pid.
+
+  Errors: a `JidoCode.Session.validate/1` reason, a
+  `JidoCode.SessionRegistry.register/2` reason (`:session_exists`,
+  `:project_already_open`, `:session_limit_reached`), `:registration_lost`
+  when the entry was removed while the processes were starting (a concurrent
+  `stop_session/1`), or whatever `DynamicSupervisor.start_child/2` returned.
+  """
+  @spec start_session(Session.t()) :: {:ok, pid()} | {:error, term()}
+  def start_session(%Session{} = session) do
+    with {:ok, session} <- Session.validate(session),
+         {:ok, session} <- SessionRegistry.register(session, self()) do
+      case start_child(session) do
+        {:ok, pid} ->
+          log_start(session.id, :ok)
+          {:ok, pid}
+
+        other ->
+          :ok = SessionRegistry.unregister(session.id)
+          error = if other == :ignore, do: {:error, :registration_lost}, else: other
+          log_start(session.id, error)
+          error
+      end
+    else
+      {:error, reason} = error ->
+        Logger.info("session not started: #{inspect(reason)}",
+          session_id: session.id,
+          operation: :start_session,
+          outcome: :refused
+        )
+
+        error
+    end
+  end
+
+  def start_session(_other), do: {:error, :invalid_session}
+
+  @doc """
+  Builds a session with `JidoCode.Session.new/1` and starts it.
+
+      {:ok, session} = JidoCode.SessionSupervisor.create_session(project_path: "/home/me/app")
+  """
+  @spec create_session(keyword() | map()) :: {:ok, session :: Session.t()} | {:error, term()}
+  def create_session(opts) do
+    with {:ok, session} <- Session.new(opts),
+         {:ok, _pid} <- start_session(session) do
+      {:ok, session}
+    end
+  end
+
+  @doc """
+  Stops a session's processes and unregisters it. A session registered but
+  not (or no longer) running is just unregistered. `{:error, :not_found}`
+  when the id is neither running nor registered.
+  """
+  @spec stop_session(String.t()) :: :ok | {:error, :not_found}
+  def stop_session(session_id) when is_binary(session_id) do
+    running =
+      case session_pid(session_id) do
+        {:ok, pid} ->
+          # {:error, :not_found} here only means it exited on its own meanwhile.
+          _ = DynamicSupervisor.terminate_child(__MODULE__, pid)
+          true
+
+        {:error, :not_found} ->
+          false
+      end
+
+    registered = match?({:ok, _}, SessionRegistry.lookup(session_id))
+    :ok = SessionRegistry.unregister(session_id)
+
+    if running or registered do
+      Logger.info("session stopped",
+        session_id: session_id,
+        operation: :stop_session,
+        outcome: :ok
+      )
+
+      :ok
+    else
+      {:error, :not_found}
+    end
+  end
+
+  def stop_session(_session_id), do: {:error, :not_found}
+
+  @doc "The pid of a running session's supervisor."
+  @spec session_pid(String.t()) :: {:ok, pid()} | {:error, :not_found}
+  def session_pid(session_id) when is_binary(session_id) do
+    # Registry drops a dead process's names asynchronously (and on Elixir
+    # 1.14 `lookup/2` may still return it for a moment): check liveness.
+    case Registry.lookup(JidoCode.SessionProcessRegistry, {:session_supervisor, session_id}) do
+      [{pid, _value}] -> if Process.alive?(pid), do: {:ok, pid}, else: {:error, :not_found}
+      [] -> {:error, :not_found}
+    end
+  end
+
+  def session_pid(_session_id), do: {:error, :not_found}
+
+  @doc "The pids of every running per-session supervisor."
+  @spec list_session_pids() :: [pid()]
+  def list_session_pids do
+    for {_id, pid, _type, _modules} <- DynamicSupervisor.which_children(__MODULE__),
+        is_pid(pid),
+        do: pid
+  end
+
+  # Registered already: whatever happens, a failed start must not leave the
+  # entry behind, an exit (supervisor not running) included.
+  defp start_child(session) do
+    DynamicSupervisor.start_child(__MODULE__, {Session.Supervisor, session})
+  catch
+    :exit, reason ->
+      :ok = SessionRegistry.unregister(session.id)
+      exit(reason)
+  end
+
+  defp log_start(session_id, :ok) do
+    Logger.info("session started", session_id: session_id, operation: :start_session, outcome: :ok)
+  end
+
+  defp log_start(session_id, {:error, reason}) do
+    Logger.warning("session processes failed to start: #{inspect(reason)}",
+      session_id: session_id,
+      operation: :start_session,
+      outcome: :error
+    )
+  end
+end

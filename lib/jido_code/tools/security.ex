@@ -1,0 +1,309 @@
+defmodule JidoCode.Tools.Security do
+  @moduledoc ~S"""
+  Path checks for project directories and for the assistant's file tools.
+
+  ## The threats
+
+  A session names a project directory, and the assistant's tools read and
+  write files under it. Both strings come from places an attacker may
+  control — a session file on disk, a prompt that steers the model — so a
+  path is hostile until it has been resolved and checked:
+
+    * **Symlink swap.** A link planted in a project (or a project directory
+      replaced by a link) sends reads and writes somewhere else. Saved project
+      paths are canonical, so a symlink on one later is refused outright
+      (`:project_path_symlink`); file-tool paths are resolved *through* links
+      before they are compared.
+    * **Check-then-use races (TOCTOU).** Validating a path string and then
+      using the string leaves a window in which a directory on it can be
+      renamed or swapped. `pin_project_path/1` holds the directory open (a
+      native descriptor walked component by component with `O_NOFOLLOW`), and
+      `revalidate/1` walks it again and compares device, inode, owner and mode:
+      any rename, replacement or swap in between is `:project_path_changed`.
+    * **The agent reading its own secret.** The JidoCode home holds the machine
+      secret that signs sessions, and the sessions themselves. If a tool could
+      read `~/.jido_code/machine_secret` — directly, through `../`, or through
+      a symlink inside the project — a prompt injection could exfiltrate the
+      key or rewrite a session and have it accepted. The home is therefore
+      always a denied root: no project may be in it, and `validate_path/2`
+      refuses any path that *resolves* into it (`:path_in_jido_home`).
+
+  ## Roots
+
+  The denied roots are the configured home as given (`~` expanded) and its
+  canonical form. The allowed roots are `allowed_project_roots` from the
+  `:persistence` configuration (`nil`: unrestricted), canonicalized. Roots are
+  compared component by component, so `/a/bc` is not inside `/a/b`; for roots
+  that do not exist yet, the longest existing ancestor is canonicalized and the
+  rest appended. Both are read on every call, so a test can switch homes with
+  `Application.put_env/3`.
+
+  ## Limits
+
+  `validate_path/2` checks a *string*: it resolves symlinks at the time of
+  the call. A tool must still open the returned path without following a
+  final symlink (or open relative to a pinned directory) if an attacker can
+  write inside the project concurrently. A path whose last existing ancestor
+  is followed by `..` components (`new_dir/../x` where `new_dir` does not
+  exist) is refused rather than guessed at.
+  """
+
+  alias JidoCode.{Config, Native}
+
+  @typedoc "A pinned project directory (a native resource)."
+  @type pin :: reference()
+
+  @typedoc "Why a project directory was refused (see the README for the list)."
+  @type project_path_error :: atom() | {:io_error, String.t()}
+
+  @typedoc "Why a file-tool path was refused."
+  @type path_error ::
+          :invalid_path
+          | :path_escapes_project
+          | :path_in_jido_home
+          | project_path_error()
+
+  # As the kernel's MAXSYMLINKS (40) on Linux.
+  @max_symlink_hops 40
+
+  # -- Project directories ----------------------------------------------------
+
+  @doc ~S"""
+  Validates a project directory: absolute, no NUL, no `.`/`..`, canonical (no
+  symlink on it), a directory, owned by the current user (or root), not
+  writable by group/other unless sticky, inside the allowed roots and outside
+  the JidoCode home. Returns the native `:project_path_*` reason on refusal,
+  `{:error, :invalid_path}` for a non-binary.
+
+      iex> JidoCode.Tools.Security.validate_project_path("relative/dir")
+      {:error, :project_path_not_absolute}
+
+      iex> JidoCode.Tools.Security.validate_project_path(:not_a_path)
+      {:error, :invalid_path}
+  """
+  @spec validate_project_path(term()) :: :ok | {:error, project_path_error() | :invalid_path}
+  def validate_project_path(path) when is_binary(path) do
+    {allowed, denied} = policy()
+    Native.path_validate(path, allowed, denied)
+  end
+
+  def validate_project_path(_path), do: {:error, :invalid_path}
+
+  @doc """
+  Validates like `validate_project_path/1` and holds the directory open: the
+  returned pin is what `revalidate/1` compares against. Keep it for as long as
+  work in the directory depends on the check.
+  """
+  @spec pin_project_path(term()) :: {:ok, pin()} | {:error, project_path_error() | :invalid_path}
+  def pin_project_path(path) when is_binary(path) do
+    {allowed, denied} = policy()
+    Native.path_pin(path, allowed, denied)
+  end
+
+  def pin_project_path(_path), do: {:error, :invalid_path}
+
+  @doc """
+  Walks the pinned path again and compares every directory on it with what was
+  pinned: `{:error, :project_path_changed}` after a rename, replacement,
+  symlink swap or permission change anywhere on the path.
+  """
+  @spec revalidate(pin()) :: :ok | {:error, :project_path_changed}
+  def revalidate(pin), do: Native.path_revalidate(pin)
+
+  @doc "The path a pin was made for."
+  @spec pinned_path(pin()) :: Path.t()
+  def pinned_path(pin), do: Native.pin_path(pin)
+
+  @doc ~S"""
+  The canonical form of a project path (relative paths are expanded against
+  the current directory first, then symlinks, `.` and `..` are resolved by the
+  native core). This is what a session stores, so that a symlink found on the
+  path later is refused as an attack.
+
+      iex> JidoCode.Tools.Security.canonical_project_path("/")
+      {:ok, "/"}
+
+      iex> JidoCode.Tools.Security.canonical_project_path(42)
+      {:error, :invalid_path}
+  """
+  @spec canonical_project_path(term()) ::
+          {:ok, canonical :: Path.t()} | {:error, project_path_error() | :invalid_path}
+  def canonical_project_path(path) when is_binary(path) do
+    path |> Path.expand() |> Native.path_canonicalize()
+  end
+
+  def canonical_project_path(_path), do: {:error, :invalid_path}
+
+  # -- File-tool paths ------------------------------------------------------
+
+  @doc ~S"""
+  Resolves a path for the assistant's file tools and checks it stays inside
+  the project and out of the JidoCode home.
+
+  `path` may be absolute or relative to `project_root`, and need not exist (a
+  file about to be created): the longest existing ancestor is canonicalized
+  (symlinks resolved), the missing tail — which may not contain `..` — is
+  appended, and the result must be inside the canonical `project_root`
+  (component-wise) and outside the JidoCode home. A dangling symlink in the
+  path is followed to where it points.
+
+  Returns the resolved absolute path. Errors:
+
+    * `:path_in_jido_home` — it resolves into the JidoCode home (checked
+      first, so a symlink from the project into the home reports this);
+    * `:path_escapes_project` — it resolves outside `project_root`, or has
+      `..` after a missing component;
+    * `:invalid_path` — not a binary, contains NUL, a component is a file, or
+      a symlink loop;
+    * the native reason (e.g. `:project_path_not_found`) if `project_root`
+      itself cannot be resolved, `{:io_error, _}` on other OS errors.
+
+      iex> JidoCode.Tools.Security.validate_path("notes\0.txt", "/")
+      {:error, :invalid_path}
+
+      iex> JidoCode.Tools.Security.validate_path(:not_a_path, "/")
+      {:error, :invalid_path}
+  """
+  @spec validate_path(term(), term()) :: {:ok, resolved :: Path.t()} | {:error, path_error()}
+  def validate_path(path, project_root) when is_binary(path) and is_binary(project_root) do
+    with :ok <- no_nul(path),
+         :ok <- no_nul(project_root),
+         {:ok, root} <- project_root |> Path.expand() |> Native.path_canonicalize(),
+         {:ok, resolved} <- resolve(absolute_in(path, root), 0),
+         :ok <- outside_home(resolved) do
+      if within?(resolved, root), do: {:ok, resolved}, else: {:error, :path_escapes_project}
+    end
+  end
+
+  def validate_path(_path, _project_root), do: {:error, :invalid_path}
+
+  @doc ~S"""
+  `validate_path/2` for callers that only need the verdict (the name the
+  original plan uses).
+
+      iex> JidoCode.Tools.Security.validate_path_safe("a\0b", "/")
+      {:error, :invalid_path}
+  """
+  @spec validate_path_safe(term(), term()) :: :ok | {:error, path_error()}
+  def validate_path_safe(path, project_root) do
+    case validate_path(path, project_root) do
+      {:ok, _resolved} -> :ok
+      {:error, _} = error -> error
+    end
+  end
+
+  # -- Policy -----------------------------------------------------------------
+
+  defp policy do
+    allowed =
+      case Config.persistence(:allowed_project_roots) do
+        nil -> nil
+        root when is_binary(root) -> resolve_roots([root])
+        roots when is_list(roots) -> resolve_roots(roots)
+        # Misconfigured: fail closed (an empty list allows nothing).
+        _other -> []
+      end
+
+    {allowed, home_roots()}
+  end
+
+  # The configured home as given, plus its canonical form.
+  defp home_roots do
+    home = Config.home()
+    Enum.uniq([resolve_root(home), home] |> Enum.reject(&is_nil/1))
+  end
+
+  defp resolve_roots(roots) do
+    roots |> Enum.filter(&is_binary/1) |> Enum.map(&resolve_root/1) |> Enum.reject(&is_nil/1)
+  end
+
+  # A root need not exist: canonicalize its longest existing ancestor.
+  # Unresolvable roots are dropped — for allowed roots that narrows what is
+  # allowed; denied roots always keep the configured form as well.
+  defp resolve_root(root) do
+    with :ok <- no_nul(root),
+         {:ok, resolved} <- resolve(Path.expand(root), 0) do
+      resolved
+    else
+      _ -> nil
+    end
+  end
+
+  # -- Resolution -------------------------------------------------------------
+
+  defp absolute_in(path, root) do
+    case Path.type(path) do
+      :absolute -> path
+      _ -> Path.join(root, path)
+    end
+  end
+
+  # Canonical form of an absolute path whose tail may not exist yet.
+  defp resolve(_path, hops) when hops > @max_symlink_hops, do: {:error, :invalid_path}
+
+  defp resolve(path, hops) do
+    components = Path.split(path)
+    resolve_prefix(components, length(components), hops)
+  end
+
+  # Tries the longest prefix first: the common case (the path exists) costs
+  # one native call.
+  defp resolve_prefix(components, n, hops) do
+    {existing, tail} = Enum.split(components, n)
+
+    case Native.path_canonicalize(Path.join(existing)) do
+      {:ok, canonical} -> append_tail(canonical, tail, hops)
+      {:error, :project_path_not_found} when n > 1 -> resolve_prefix(components, n - 1, hops)
+      {:error, :project_path_not_directory} -> {:error, :invalid_path}
+      {:error, :project_path_symlink} -> {:error, :invalid_path}
+      {:error, :project_path_contains_nul} -> {:error, :invalid_path}
+      {:error, _} = error -> error
+    end
+  end
+
+  defp append_tail(canonical, tail, hops) do
+    tail = Enum.reject(tail, &(&1 == "."))
+
+    cond do
+      tail == [] ->
+        {:ok, canonical}
+
+      ".." in tail ->
+        {:error, :path_escapes_project}
+
+      true ->
+        [first | rest] = tail
+        candidate = Path.join(canonical, first)
+
+        # `first` does not resolve, but it may exist as a dangling symlink:
+        # writing through it would create its target, so follow it.
+        case File.read_link(candidate) do
+          {:ok, target} ->
+            target =
+              if Path.type(target) == :absolute, do: target, else: Path.join(canonical, target)
+
+            resolve(Path.join([target | rest]), hops + 1)
+
+          {:error, _} ->
+            {:ok, Path.join([canonical | tail])}
+        end
+    end
+  end
+
+  defp outside_home(resolved) do
+    if Enum.any?(home_roots(), &within?(resolved, &1)),
+      do: {:error, :path_in_jido_home},
+      else: :ok
+  end
+
+  # Component-wise containment: `/a/bc` is not within `/a/b`.
+  defp within?(path, root) do
+    root = Path.split(root)
+    path = Path.split(path)
+    Enum.take(path, length(root)) == root
+  end
+
+  defp no_nul(path) do
+    if String.contains?(path, <<0>>), do: {:error, :invalid_path}, else: :ok
+  end
+end
