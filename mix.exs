@@ -97,6 +97,9 @@ defmodule JidoCode.MixProject do
       compilers: [:jido_nif] ++ Mix.compilers(),
       elixirc_paths: elixirc_paths(Mix.env()),
       deps: [],
+      # Dialyzer (Debian's erlang-dialyzer) is a build tool here, not a
+      # runtime dependency: only `mix jido.dialyzer` calls it.
+      xref: [exclude: [:dialyzer]],
       docs: [main: "readme"]
     ]
   end

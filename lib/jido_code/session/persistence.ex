@@ -148,6 +148,7 @@ defmodule JidoCode.Session.Persistence do
       end
 
     log_outcome(result, :save, session_id)
+    result
   end
 
   @doc """
@@ -555,6 +556,7 @@ defmodule JidoCode.Session.Persistence do
       end
 
     log_outcome(result, :resume, session_id)
+    result
   end
 
   defp lock_session_file(session_id) do
@@ -581,7 +583,8 @@ defmodule JidoCode.Session.Persistence do
           {:ok, session}
 
         {:error, _} = error ->
-          SessionSupervisor.stop_session(session.id)
+          # Already gone is fine: either way nothing of it is left running.
+          _ = SessionSupervisor.stop_session(session.id)
           error
       end
     end
@@ -625,6 +628,7 @@ defmodule JidoCode.Session.Persistence do
         {:ok, _} -> {:info, :ok}
         {:error, :rate_limit_exceeded, _} -> {:warning, :rate_limit_exceeded}
         {:error, reason} -> {:warning, reason}
+        other -> {:warning, other}
       end
 
     Logger.log(level, fn -> "#{operation} #{inspect(outcome)}" end,
@@ -632,8 +636,6 @@ defmodule JidoCode.Session.Persistence do
       operation: operation,
       outcome: outcome_tag(outcome)
     )
-
-    result
   end
 
   defp outcome_tag(outcome) when is_atom(outcome), do: outcome

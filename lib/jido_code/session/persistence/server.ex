@@ -85,8 +85,8 @@ defmodule JidoCode.Session.Persistence.Server do
 
   @impl GenServer
   def init(_opts) do
-    :ets.new(@locks, [:named_table, :public, :set, write_concurrency: true])
-    :ets.new(@warned, [:named_table, :public, :set])
+    @locks = :ets.new(@locks, [:named_table, :public, :set, write_concurrency: true])
+    @warned = :ets.new(@warned, [:named_table, :public, :set])
     # A restarted application must re-derive: the secret or salt may have changed.
     Crypto.invalidate_key_cache()
     {:ok, %{}, {:continue, :start_up}}
