@@ -100,7 +100,7 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
 }
 
 /// The directory part of `path`, with a bare file name meaning `.`.
-fn parent_of(path: &Path) -> &Path {
+pub(crate) fn parent_of(path: &Path) -> &Path {
     match path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p,
         _ => Path::new("."),
@@ -112,7 +112,7 @@ fn parent_of(path: &Path) -> &Path {
 /// The directory path itself is followed like any path: it is the store's
 /// own home, created by [`create_private_dir`], not attacker input. Only the
 /// entries inside it are treated as hostile.
-fn open_dir(dir: &Path) -> Result<OwnedFd> {
+pub(crate) fn open_dir(dir: &Path) -> Result<OwnedFd> {
     rustix::fs::open(
         dir,
         OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,

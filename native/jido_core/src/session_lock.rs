@@ -85,11 +85,12 @@
 //! # Ok::<(), jido_core::Error>(())
 //! ```
 
+use crate::atomic_write::{open_dir, parent_of};
 use crate::bounded_read;
 use crate::session::{self, Limits, Loaded};
 use crate::signing::SigningKey;
 use crate::{Error, Result};
-use rustix::fs::{AtFlags, FlockOperation, Mode, OFlags, Stat};
+use rustix::fs::{AtFlags, FlockOperation, Stat};
 use rustix::io::Errno;
 use std::ffi::{OsStr, OsString};
 use std::fs::File;
@@ -296,25 +297,6 @@ impl LockedSession {
 #[allow(clippy::useless_conversion)]
 fn file_id(stat: &Stat) -> (u64, u64) {
     (u64::from(stat.st_dev), u64::from(stat.st_ino))
-}
-
-/// The directory part of `path`, with a bare file name meaning `.`.
-fn parent_of(path: &Path) -> &Path {
-    match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p,
-        _ => Path::new("."),
-    }
-}
-
-/// Opens a directory for `*at` calls and `fsync`. The directory itself is
-/// followed like any path: it is the store's own sessions directory.
-fn open_dir(dir: &Path) -> Result<OwnedFd> {
-    rustix::fs::open(
-        dir,
-        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
-        Mode::empty(),
-    )
-    .map_err(|e| Error::io("open_dir", e.into()))
 }
 
 /// `.{name}.{16 lowercase hex}.removing`, random part from the OS generator,
