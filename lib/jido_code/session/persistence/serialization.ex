@@ -16,6 +16,8 @@ defmodule JidoCode.Session.Persistence.Serialization do
 
   alias JidoCode.Session.Persistence.Schema
 
+  defguardp is_digit(c) when c in ?0..?9
+
   @doc "Builds the persisted map from a `Session.State` state map."
   @spec build_persisted_session(map()) :: Schema.persisted_session()
   def build_persisted_session(%{session: session} = state) do
@@ -124,6 +126,17 @@ defmodule JidoCode.Session.Persistence.Serialization do
 
   @doc "Deserializes one message: whitelisted role atom, `DateTime` timestamp."
   @spec deserialize_message(term()) :: {:ok, map()} | {:error, term()}
+  # Fast path for the shape every file written by this store has (a 10 MiB
+  # session holds ~10,000 messages); anything else takes the general path,
+  # which reports precisely what is wrong.
+  def deserialize_message(%{"id" => id, "role" => role, "content" => content, "timestamp" => ts})
+      when is_binary(id) and is_binary(content) and is_binary(ts) do
+    with {:ok, role} <- Schema.role_to_atom(role),
+         {:ok, timestamp} <- parse_timestamp(ts, :timestamp) do
+      {:ok, %{id: id, role: role, content: content, timestamp: timestamp}}
+    end
+  end
+
   def deserialize_message(data) do
     with {:ok, message} <- Schema.validate_message(data),
          {:ok, role} <- Schema.role_to_atom(message.role),
@@ -134,6 +147,13 @@ defmodule JidoCode.Session.Persistence.Serialization do
 
   @doc "Deserializes one todo: whitelisted status atom."
   @spec deserialize_todo(term()) :: {:ok, map()} | {:error, term()}
+  def deserialize_todo(%{"content" => content, "status" => status, "active_form" => form})
+      when is_binary(content) and is_binary(form) do
+    with {:ok, status} <- Schema.status_to_atom(status) do
+      {:ok, %{content: content, status: status, active_form: form}}
+    end
+  end
+
   def deserialize_todo(data) do
     with {:ok, todo} <- Schema.validate_todo(data),
          {:ok, status} <- Schema.status_to_atom(todo.status) do
@@ -145,14 +165,73 @@ defmodule JidoCode.Session.Persistence.Serialization do
   @spec parse_timestamp(term(), atom()) :: {:ok, DateTime.t()} | {:error, term()}
   def parse_timestamp(%DateTime{} = dt, _field), do: {:ok, dt}
 
-  def parse_timestamp(value, field) when is_binary(value) do
+  # Fast path for the UTC form this store writes (`DateTime.to_iso8601/1` of a
+  # UTC time), matched byte by byte: several times cheaper than the general
+  # parser, which matters at ~10,000 timestamps per large session. Any other
+  # form (offsets, odd widths) takes the general path.
+  def parse_timestamp(
+        <<y1, y2, y3, y4, ?-, mo1, mo2, ?-, d1, d2, ?T, h1, h2, ?:, mi1, mi2, ?:, s1, s2,
+          rest::binary>> = value,
+        field
+      )
+      when is_digit(y1) and is_digit(y2) and is_digit(y3) and is_digit(y4) and
+             is_digit(mo1) and is_digit(mo2) and is_digit(d1) and is_digit(d2) and
+             is_digit(h1) and is_digit(h2) and is_digit(mi1) and is_digit(mi2) and
+             is_digit(s1) and is_digit(s2) do
+    year = num(y1) * 1000 + num(y2) * 100 + num(y3) * 10 + num(y4)
+    {month, day} = {num(mo1) * 10 + num(mo2), num(d1) * 10 + num(d2)}
+
+    {hour, minute, second} =
+      {num(h1) * 10 + num(h2), num(mi1) * 10 + num(mi2), num(s1) * 10 + num(s2)}
+
+    with {:ok, microsecond} <- fraction(rest),
+         true <- Calendar.ISO.valid_date?(year, month, day),
+         true <- hour < 24 and minute < 60 and second < 60 do
+      {:ok,
+       %DateTime{
+         year: year,
+         month: month,
+         day: day,
+         hour: hour,
+         minute: minute,
+         second: second,
+         microsecond: microsecond,
+         time_zone: "Etc/UTC",
+         zone_abbr: "UTC",
+         utc_offset: 0,
+         std_offset: 0,
+         calendar: Calendar.ISO
+       }}
+    else
+      _ -> parse_timestamp_general(value, field)
+    end
+  end
+
+  def parse_timestamp(value, field) when is_binary(value),
+    do: parse_timestamp_general(value, field)
+
+  def parse_timestamp(value, field), do: {:error, {:invalid_timestamp, field, value}}
+
+  defp num(c), do: c - ?0
+
+  defp fraction("Z"), do: {:ok, {0, 0}}
+  defp fraction(<<?., rest::binary>>), do: fraction_digits(rest, 0, 0)
+  defp fraction(_), do: :error
+
+  defp fraction_digits("Z", n, precision) when precision > 0,
+    do: {:ok, {n * Integer.pow(10, 6 - precision), precision}}
+
+  defp fraction_digits(<<c, rest::binary>>, n, precision) when is_digit(c) and precision < 6,
+    do: fraction_digits(rest, n * 10 + num(c), precision + 1)
+
+  defp fraction_digits(_, _, _), do: :error
+
+  defp parse_timestamp_general(value, field) do
     case DateTime.from_iso8601(value) do
       {:ok, dt, _offset} -> {:ok, dt}
       {:error, _} -> {:error, {:invalid_timestamp, field, value}}
     end
   end
-
-  def parse_timestamp(value, field), do: {:error, {:invalid_timestamp, field, value}}
 
   defp serialize_message(message) do
     %{
