@@ -239,4 +239,80 @@ defmodule JidoCode.SessionTestHelpers do
         do_eventually(fun, deadline)
     end
   end
+
+  # -- Time bounds and measurements (adversarial suites) -----------------------
+
+  @doc """
+  Runs `fun` in a Task and returns `{result, elapsed_ms}` (a float, 0.1 ms
+  steps). Flunks if it has not finished after `bound_ms` (the Task is then
+  killed): for attacks whose failure mode is a hang, such as a FIFO opened
+  without `O_NONBLOCK`.
+  """
+  @spec bounded_call!((() -> term()), pos_integer()) :: {term(), float()}
+  def bounded_call!(fun, bound_ms \\ 5_000) do
+    task =
+      Task.async(fn ->
+        started = System.monotonic_time()
+        result = fun.()
+        elapsed = System.monotonic_time() - started
+        {result, Float.round(System.convert_time_unit(elapsed, :native, :microsecond) / 1000, 1)}
+      end)
+
+    case Task.yield(task, bound_ms) || Task.shutdown(task, :brutal_kill) do
+      {:ok, outcome} ->
+        outcome
+
+      _ ->
+        raise ExUnit.AssertionError, message: "did not finish within #{bound_ms} ms"
+    end
+  end
+
+  @doc "Runs `fun` and returns `{result, elapsed_ms}` (a float, in the calling process)."
+  @spec timed((() -> term())) :: {term(), float()}
+  def timed(fun) do
+    started = System.monotonic_time()
+    result = fun.()
+    elapsed = System.monotonic_time() - started
+    {result, System.convert_time_unit(elapsed, :native, :microsecond) / 1000}
+  end
+
+  @doc "The median of a non-empty list of numbers."
+  @spec median([number()]) :: number()
+  def median(numbers) when numbers != [] do
+    sorted = Enum.sort(numbers)
+    count = length(sorted)
+    mid = div(count, 2)
+
+    if rem(count, 2) == 1,
+      do: Enum.at(sorted, mid),
+      else: (Enum.at(sorted, mid - 1) + Enum.at(sorted, mid)) / 2
+  end
+
+  # -- Command line (JidoCode.CLI) --------------------------------------------
+
+  @doc """
+  Runs the session CLI in-process (`JidoCode.CLI.main/2`) and returns
+  `{exit_status, output}` with output as one binary (standard output, then
+  the error line). Unless overridden in `opts`, it runs as if not on a
+  terminal and with an empty environment, so output has neither colour nor
+  progress whatever terminal the tests run in.
+  """
+  @spec run_cli([String.t()], keyword()) :: {0 | 1 | 2, String.t()}
+  def run_cli(argv, opts \\ []) do
+    {status, out} = JidoCode.CLI.main(argv, Keyword.merge([tty: false, env: %{}], opts))
+    {status, IO.iodata_to_binary(out)}
+  end
+
+  @doc """
+  Re-signs the session file at `path` with the key of another (throwaway)
+  installation, as a file copied from another machine would be signed.
+  """
+  @spec foreign_sign!(Path.t()) :: :ok
+  def foreign_sign!(path) do
+    key = signing_key!(tmp_dir!("jido_foreign"), "another-installation")
+    {:ok, data} = JidoCode.Native.json_decode(File.read!(path), 64)
+    {:ok, json} = JidoCode.Native.json_encode(Map.drop(data, ["signature", "key_id"]), false, 64)
+    {:ok, signed} = JidoCode.Native.document_sign(key, json, 64)
+    File.write!(path, signed)
+  end
 end

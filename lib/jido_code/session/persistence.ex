@@ -282,11 +282,14 @@ defmodule JidoCode.Session.Persistence do
   Loads, verifies and deserializes the persisted session `session_id`.
 
   Errors: `:invalid_session_id`, `:not_found`, `:file_too_large`, `:symlink`,
-  `:not_regular_file`, `{:invalid_json, detail}`, `:not_an_object`,
+  `:not_regular_file`, `{:invalid_json, detail}` (syntax, invalid UTF-8,
+  nesting too deep, duplicate keys, numbers out of range), `:not_an_object`,
   `:signature_verification_failed`, `:foreign_signature`,
   `:malformed_signature`, `:missing_signature`, `:session_id_mismatch`, or a
-  schema error such as `{:missing_fields, fields}` or
-  `{:invalid_element, index, {:unknown_role, role}}`.
+  schema error: `{:missing_fields, fields}`, `{:unsupported_version, version}`,
+  `{:invalid_<field>, value}`, `{:invalid_timestamp, field, value}`, or
+  `{:invalid_element, index, reason}` for a message or todo, such as
+  `{:unknown_role, role}` or `{:unknown_status, status}`.
   """
   @spec load(String.t()) :: {:ok, map()} | {:error, term()}
   def load(session_id) do
@@ -366,9 +369,15 @@ defmodule JidoCode.Session.Persistence do
   @doc """
   Metadata of every valid persisted session, newest `closed_at` first.
 
-  Reads only the metadata at the front of each file. Corrupt, oversized,
-  symlinked or non-regular files are skipped with a log line; they never fail
+  Reads only the metadata at the front of each file. Files that are
+  oversized, symlinked or not regular, whose metadata is corrupt, or whose
+  `id` is not their file name are skipped with a log line; they never fail
   the listing. A missing sessions directory lists as `{:ok, []}`.
+
+  Listing is not loading: the signature, the schema version and everything
+  after the metadata (conversation, todos, prompt history) are checked by
+  `load/1` and `resume/1`, not here — so a listed session may still be
+  refused when it is loaded.
   """
   @spec list_persisted() :: {:ok, [metadata()]} | {:error, term()}
   def list_persisted do
