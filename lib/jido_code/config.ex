@@ -20,6 +20,7 @@ defmodule JidoCode.Config do
     signing_salt: "jido_code/session-signing/v1",
     bind_signature_to_hostname: true,
     unsigned_files: :migrate,
+    migrate_at_start: true,
     allowed_project_roots: nil
   ]
 

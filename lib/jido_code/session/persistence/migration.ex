@@ -11,7 +11,9 @@ defmodule JidoCode.Session.Persistence.Migration do
   signature is not a way back in. With `unsigned_files: :reject` signatures are
   enforced from the start.
 
-  It runs when the application starts (policy `:migrate`) and from the CLI.
+  It runs when the application starts (policy `:migrate`, unless
+  `migrate_at_start: false` — the CLI sets that so that `list` and `audit`
+  show the store as it is) and via `mix jido.sessions migrate`.
   """
 
   require Logger
@@ -73,7 +75,10 @@ defmodule JidoCode.Session.Persistence.Migration do
   @doc false
   @spec run_at_start() :: :ok
   def run_at_start do
-    if Config.persistence(:unsigned_files) == :migrate and not enforced?() do
+    persistence = Config.persistence()
+
+    if persistence[:unsigned_files] == :migrate and persistence[:migrate_at_start] and
+         not enforced?() do
       case run() do
         {:ok, _report} ->
           :ok

@@ -1,0 +1,132 @@
+defmodule JidoCode.CLI.CleanupCommand do
+  @moduledoc """
+  `mix jido.sessions cleanup --days N [--dry-run]` — deletes sessions closed
+  more than N days ago (`JidoCode.Session.Persistence.cleanup/1`). With
+  `--dry-run` it lists what would be deleted and deletes nothing.
+  """
+  @behaviour JidoCode.CLI.Command
+
+  alias JidoCode.CLI.{Command, Output, Reason}
+  alias JidoCode.SessionRegistry
+  alias JidoCode.Session.Persistence
+
+  @impl true
+  def name, do: "cleanup"
+
+  @impl true
+  def summary, do: "Delete sessions closed more than N days ago (--dry-run to preview)"
+
+  @impl true
+  def needs_store?, do: true
+
+  @impl true
+  def usage do
+    """
+    mix jido.sessions cleanup --days N [--dry-run]
+
+    Deletes every session closed more than N days ago. Running sessions and
+    sessions whose closing time cannot be read are kept; files the listing
+    cannot read at all (see `audit`) are not touched.
+
+    Options:
+      --days N     age in days, a positive integer (required)
+      --dry-run    only list what would be deleted
+
+    Exit status: 0 done, 1 some deletions failed, 2 usage error.
+    """
+  end
+
+  @impl true
+  def run(argv, ctx) do
+    with {:ok, opts, []} <-
+           Command.parse(name(), argv, days: :integer, dry_run: :boolean),
+         {:ok, days} <- days(opts[:days]) do
+      cleanup(ctx, days, opts[:dry_run])
+    else
+      {:usage, result} -> result
+    end
+  end
+
+  defp days(nil), do: {:usage, Command.usage_error(name(), "--days N is required")}
+  defp days(days) when days > 0, do: {:ok, days}
+  defp days(_), do: {:usage, Command.usage_error(name(), "--days must be a positive integer")}
+
+  defp cleanup(ctx, days, dry_run?) do
+    case candidates(days) do
+      {:ok, candidates} ->
+        listing = listing(ctx, candidates)
+
+        if dry_run? do
+          Command.ok([
+            listing,
+            "dry run: would delete #{plural(length(candidates))} closed more than #{days_text(days)} ago\n"
+          ])
+        else
+          delete(ctx, days, listing)
+        end
+
+      {:error, reason} ->
+        Command.fail([], "cannot list sessions: #{Reason.describe(reason)}")
+    end
+  end
+
+  defp delete(ctx, days, listing) do
+    case Persistence.cleanup(days) do
+      {:ok, result} ->
+        report = [
+          listing,
+          Output.style(ctx, "deleted #{plural(result.deleted)}", :ok),
+          ", kept #{result.skipped}",
+          if(result.failed > 0,
+            do: [", ", Output.style(ctx, "#{result.failed} failed", :bad)],
+            else: ""
+          ),
+          "\n",
+          Enum.map(result.errors, fn {id, reason} ->
+            ["  failed ", id, ": ", Reason.describe(reason), "\n"]
+          end)
+        ]
+
+        if result.failed == 0,
+          do: Command.ok(report),
+          else: Command.fail(report, "#{result.failed} deletions failed")
+
+      {:error, reason} ->
+        Command.fail([], "cleanup failed: #{Reason.describe(reason)}")
+    end
+  end
+
+  # The same selection cleanup/1 makes, so the preview matches.
+  defp candidates(days) do
+    cutoff = DateTime.add(DateTime.utc_now(), -days * 86_400, :second)
+
+    with {:ok, sessions} <- Persistence.list_persisted() do
+      {:ok,
+       Enum.filter(sessions, fn session ->
+         with {:ok, closed_at, _} <- DateTime.from_iso8601(session.closed_at),
+              :lt <- DateTime.compare(closed_at, cutoff) do
+           SessionRegistry.lookup(session.id) == {:error, :not_found}
+         else
+           _ -> false
+         end
+       end)}
+    end
+  end
+
+  defp listing(_ctx, []), do: []
+
+  defp listing(ctx, sessions) do
+    rows =
+      Enum.map(sessions, fn s ->
+        [s.id, Output.truncate(s.name, 24), Output.time(s.closed_at), Output.human_size(s.size)]
+      end)
+
+    [Output.table(ctx, ~w(ID NAME CLOSED SIZE), rows), "\n"]
+  end
+
+  defp days_text(1), do: "1 day"
+  defp days_text(n), do: "#{n} days"
+
+  defp plural(1), do: "1 session"
+  defp plural(n), do: "#{n} sessions"
+end

@@ -1,0 +1,153 @@
+defmodule JidoCode.CLI.Reason do
+  @moduledoc """
+  Error reasons of the session store in words: a sentence for people
+  (`describe/1`), a short tag for table cells (`short/1`) and a stable code
+  for `--json` output (`code/1`).
+
+  Every sentence ends with the reason's atom in parentheses, so what a person
+  reads can be matched against the documentation and the logs.
+  """
+
+  alias JidoCode.CLI.Output
+
+  @doc """
+  One line saying what went wrong.
+
+      iex> JidoCode.CLI.Reason.describe(:signature_verification_failed)
+      "signature does not match: the file was modified after it was signed (signature_verification_failed)"
+
+      iex> JidoCode.CLI.Reason.describe({:insecure_secret_permissions, 0o644})
+      "the machine secret has mode 0644 and may have been read by others: refusing to use it; chmod 600 it to accept it (insecure_secret_permissions)"
+  """
+  @spec describe(term()) :: String.t()
+  def describe(reason), do: "#{text(reason)} (#{code(reason)})"
+
+  @doc """
+  A stable, machine-readable code: the reason's atom, or the tag of a tagged
+  reason.
+
+      iex> JidoCode.CLI.Reason.code({:file_too_large, 10_485_761})
+      "file_too_large"
+  """
+  @spec code(term()) :: String.t()
+  def code(reason) when is_atom(reason), do: Atom.to_string(reason)
+  def code(reason) when is_tuple(reason) and is_atom(elem(reason, 0)), do: code(elem(reason, 0))
+  def code(_reason), do: "error"
+
+  @doc """
+  A few words for a table cell.
+
+      iex> JidoCode.CLI.Reason.short(:foreign_signature)
+      "foreign key"
+  """
+  @spec short(term()) :: String.t()
+  def short(:signature_verification_failed), do: "tampered"
+  def short(:foreign_signature), do: "foreign key"
+  def short(:malformed_signature), do: "bad signature"
+  def short(:missing_signature), do: "unsigned, refused"
+  def short(:session_id_mismatch), do: "id mismatch"
+  def short(:file_too_large), do: "too large"
+  def short({:file_too_large, _}), do: "too large"
+  def short(:symlink), do: "symlink"
+  def short(:not_regular_file), do: "not a file"
+  def short({:invalid_json, _}), do: "bad JSON"
+  def short(:not_an_object), do: "bad JSON"
+  def short({:insecure_secret_permissions, _}), do: "secret refused"
+  def short({:invalid_machine_secret, _}), do: "secret refused"
+  def short({:io_error, _}), do: "unreadable"
+  def short(reason), do: if(schema_error?(reason), do: "bad schema", else: code(reason))
+
+  defp schema_error?({tag, _}) when tag in [:missing_fields, :unsupported_version], do: true
+  defp schema_error?({:invalid_element, _, _}), do: true
+  defp schema_error?({:invalid_timestamp, _, _}), do: true
+
+  defp schema_error?(reason) when is_tuple(reason) do
+    reason |> elem(0) |> is_atom() and reason |> elem(0) |> Atom.to_string() =~ ~r/^invalid_/
+  end
+
+  defp schema_error?(_), do: false
+
+  # -- Sentences ---------------------------------------------------------------
+
+  defp text(:not_found), do: "no such session file"
+  defp text(:invalid_session_id), do: "not a session id (a UUID v4 is expected)"
+
+  defp text(:signature_verification_failed),
+    do: "signature does not match: the file was modified after it was signed"
+
+  defp text(:foreign_signature),
+    do: "signed by another installation or machine (bring it in with `import`)"
+
+  defp text(:malformed_signature), do: "the signature member is malformed"
+
+  defp text(:missing_signature),
+    do: "the file is unsigned and signatures are enforced (stripped or legacy file)"
+
+  defp text(:session_id_mismatch), do: "the id inside the file is not the id in its file name"
+
+  defp text(:file_too_large),
+    do: "larger than the #{JidoCode.Config.max_file_size()}-byte limit"
+
+  defp text({:file_too_large, size}),
+    do: "#{size} bytes, over the #{JidoCode.Config.max_file_size()}-byte limit"
+
+  defp text(:symlink), do: "is a symbolic link (never followed)"
+  defp text(:not_regular_file), do: "is not a regular file (a FIFO, device or directory)"
+  defp text({:invalid_json, detail}), do: "invalid JSON: #{Output.sanitize(detail)}"
+  defp text(:not_an_object), do: "the JSON document is not an object"
+  defp text({:missing_fields, fields}), do: "missing fields: #{Enum.join(fields, ", ")}"
+  defp text({:unsupported_version, v}), do: "unsupported schema version #{Output.sanitize(v)}"
+
+  defp text({:invalid_element, index, reason}),
+    do: "element #{index} of a list is invalid: #{text(reason)}"
+
+  defp text({:invalid_timestamp, field, value}),
+    do: "#{field} is not an ISO 8601 timestamp: #{Output.truncate(value, 40)}"
+
+  defp text({:unknown_role, role}), do: "unknown message role #{Output.truncate(role, 20)}"
+  defp text({:unknown_status, status}), do: "unknown todo status #{Output.truncate(status, 20)}"
+
+  defp text({:insecure_secret_permissions, mode}),
+    do:
+      "the machine secret has mode #{Output.mode(mode)} and may have been read by others: " <>
+        "refusing to use it; chmod 600 it to accept it"
+
+  defp text({:invalid_machine_secret, why}), do: "the machine secret is unusable: #{why}"
+  defp text({:io_error, detail}), do: "I/O error: #{Output.sanitize(detail)}"
+  defp text(:rate_limit_exceeded), do: "too many resume attempts"
+  defp text(:resume_in_progress), do: "another process is resuming this session right now"
+  defp text(:session_exists), do: "a session with this id is already running"
+  defp text(:project_already_open), do: "another running session has this project open"
+  defp text(:session_limit_reached), do: "the session limit is reached"
+  defp text(:session_too_large), do: "the session would exceed the file size limit"
+  defp text(:project_path_not_absolute), do: "the project path is not absolute"
+  defp text(:project_path_contains_nul), do: "the project path contains a NUL byte"
+  defp text(:project_path_traversal), do: "the project path has . or .. components"
+  defp text(:project_path_not_found), do: "the project directory does not exist"
+  defp text(:project_path_not_directory), do: "the project path is not a directory"
+
+  defp text(:project_path_symlink),
+    do: "a component of the project path is a symbolic link (saved paths are canonical)"
+
+  defp text(:project_path_not_owned), do: "the project directory is owned by another user"
+
+  defp text(:project_path_insecure_permissions),
+    do: "the project directory is writable by group or others"
+
+  defp text(:project_path_outside_allowed_roots),
+    do: "the project directory is outside the allowed project roots"
+
+  defp text(:project_path_denied), do: "the project directory is inside the JidoCode home"
+  defp text(:project_path_changed), do: "the project directory changed while it was in use"
+  defp text(:invalid_path), do: "not a valid path"
+  defp text(:enoent), do: "no such file or directory"
+  defp text(:eacces), do: "permission denied"
+  defp text(:eexist), do: "already exists"
+  defp text(:enotdir), do: "a path component is not a directory"
+  defp text(:eisdir), do: "is a directory"
+
+  defp text(reason) when is_atom(reason),
+    do: reason |> Atom.to_string() |> String.replace("_", " ")
+
+  defp text(reason), do: Output.truncate(inspect(reason), 200)
+end

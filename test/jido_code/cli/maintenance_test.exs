@@ -1,0 +1,161 @@
+defmodule JidoCode.CLI.MaintenanceTest do
+  use ExUnit.Case, async: false
+
+  import JidoCode.SessionTestHelpers
+
+  alias JidoCode.Session.Persistence
+  alias JidoCode.Session.Persistence.Migration
+
+  setup do
+    home = use_tmp_home!()
+    on_exit(&stop_all_sessions/0)
+    {:ok, home: home}
+  end
+
+  defp strip!(id),
+    do: rewrite_file!(Persistence.session_file(id), &Map.drop(&1, ["signature", "key_id"]))
+
+  describe "migrate" do
+    test "signs legacy files, reports skipped ones, then enforces signatures" do
+      {signed, _} = persist_session!()
+      {legacy, _} = persist_session!()
+      {tampered, _} = persist_session!()
+      strip!(legacy)
+      rewrite_file!(Persistence.session_file(tampered), &Map.put(&1, "name", "x"))
+      refute Migration.enforced?()
+
+      assert {0, out} = run_cli(["migrate"])
+      assert out =~ ~r/^signed\s+1$/m
+      assert out =~ "  signed #{legacy}"
+      assert out =~ ~r/^already signed\s+1$/m
+      assert out =~ ~r/^skipped\s+1 \(invalid/m
+      assert out =~ "skipped #{tampered}.json: signature does not match"
+      assert out =~ "signatures are now enforced: unsigned files are refused"
+      refute out =~ signed
+
+      assert Migration.enforced?()
+      assert {:ok, _, :signed} = Persistence.load_with_state(legacy)
+      strip!(legacy)
+      assert {:error, :missing_signature} = Persistence.load(legacy)
+    end
+
+    test "running it again says signatures were already enforced" do
+      assert {0, _} = run_cli(["migrate"])
+      assert {0, out} = run_cli(["migrate"])
+      assert out =~ "signatures were already enforced"
+    end
+
+    test "an unreadable sessions dir fails and enforces nothing" do
+      File.write!(Persistence.sessions_dir(), "not a dir")
+      assert {1, out} = run_cli(["migrate"])
+      assert out =~ ~r/^error: migration failed, nothing enforced: .*\n$/
+      refute Migration.enforced?()
+    end
+
+    test "takes no arguments" do
+      assert {2, _} = run_cli(["migrate", "now"])
+    end
+  end
+
+  describe "cleanup" do
+    setup do
+      {old, _} = persist_session!(name: "old", closed_at: "2020-01-01T00:00:00Z")
+      {recent, _} = persist_session!(name: "recent")
+      {:ok, old: old, recent: recent}
+    end
+
+    test "--dry-run lists what would be deleted and deletes nothing", %{old: old, recent: recent} do
+      assert {0, out} = run_cli(["cleanup", "--days", "30", "--dry-run"])
+      assert out =~ old
+      refute out =~ recent
+      assert out =~ "dry run: would delete 1 session closed more than 30 days ago"
+      assert File.exists?(Persistence.session_file(old))
+    end
+
+    test "deletes sessions older than N days and keeps the rest", %{old: old, recent: recent} do
+      assert {0, out} = run_cli(["cleanup", "--days", "30"])
+      assert out =~ "deleted 1 session, kept 1"
+      refute File.exists?(Persistence.session_file(old))
+      assert File.exists?(Persistence.session_file(recent))
+    end
+
+    test "--days is required and must be positive" do
+      assert {2, "error: --days N is required" <> _} = run_cli(["cleanup"])
+
+      assert {2, "error: --days must be a positive integer" <> _} =
+               run_cli(["cleanup", "--days", "0"])
+
+      assert {2, "error: --days must be a positive integer" <> _} =
+               run_cli(["cleanup", "--days", "-3"])
+    end
+  end
+
+  describe "resume --check" do
+    test "a resumable session passes every check and nothing is started or recorded" do
+      {id, project} = persist_session!(messages: 3)
+
+      assert {0, out} = run_cli(["resume", id, "--check"])
+
+      for label <- ["rate limit", "lock", "load", "project", "session", "running"] do
+        assert out =~ ~r/^ok\s+#{label}\s/m
+      end
+
+      assert out =~
+               "would resume: restore 3 messages, 1 todos and 2 prompts into #{project}, then delete the file"
+
+      # Nothing happened: no process, the file kept, no attempt recorded.
+      assert {:error, :not_found} = JidoCode.SessionRegistry.lookup(id)
+      assert File.exists?(Persistence.session_file(id))
+      for _ <- 1..5, do: assert({0, _} = run_cli(["resume", id, "--check"]))
+      assert {:ok, _session} = Persistence.resume(id)
+    end
+
+    test "a tampered session would be refused at the load" do
+      {id, _} = persist_session!()
+      rewrite_file!(Persistence.session_file(id), &Map.put(&1, "name", "x"))
+
+      assert {1, out} = run_cli(["resume", id, "--check"])
+      assert out =~ ~r/^FAIL\s+load\s+signature does not match/m
+      refute out =~ ~r/^\S+\s+project/m
+      assert out =~ "would be refused: signature does not match"
+    end
+
+    test "a project directory swapped for a symlink would be refused" do
+      {id, project} = persist_session!()
+      File.rename!(project, project <> ".real")
+      File.ln_s!(project <> ".real", project)
+
+      assert {1, out} = run_cli(["resume", id, "--check"])
+      assert out =~ ~r/^FAIL\s+project\s+.*project_path_symlink/m
+    end
+
+    test "a rate-limited id would be refused, with the wait" do
+      id = uuid()
+      for _ <- 1..5, do: Persistence.resume(id)
+
+      assert {1, out} = run_cli(["resume", id, "--check"])
+      assert out =~ ~r/^FAIL\s+rate limit\s+exceeded: retry after \d+ s$/m
+      assert out =~ "(rate_limit_exceeded)"
+    end
+
+    test "an id that is already running would be refused" do
+      {id, project} = persist_session!()
+      create_session!(id: id, project_path: project)
+
+      assert {1, out} = run_cli(["resume", id, "--check"])
+      assert out =~ ~r/^FAIL\s+running\s+a session with this id is already running/m
+    end
+
+    test "a missing session would be refused" do
+      assert {1, out} = run_cli(["resume", uuid(), "--check"])
+      assert out =~ "would be refused: no such session file (not_found)"
+    end
+
+    test "without --check it is a usage error" do
+      {id, _} = persist_session!()
+      assert {2, out} = run_cli(["resume", id])
+      assert out =~ "only `resume ID --check` is supported from the command line"
+      assert File.exists?(Persistence.session_file(id))
+    end
+  end
+end
