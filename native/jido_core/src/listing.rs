@@ -305,11 +305,20 @@ fn parse_prefix(prefix: &[u8], whole: bool, max_depth: usize) -> Result<Prefix> 
             })
         }
         // Our refusals (depth, duplicate key, integer range) concern bytes
-        // that were all there; serde_json's errors are final only if there
-        // were no more bytes to read (a cut-off prefix ends in mid-value).
-        Err(err) if whole || state.refused() => Err(state.error(&err)),
+        // that were all there — unless the prefix ends in a digit: an integer
+        // refused there may be the head of a longer number, `90071992547409910`
+        // of the valid double `90071992547409910.5` (caught by the
+        // listing_metadata fuzz check). serde_json's errors are final only if
+        // there were no more bytes to read (a cut-off prefix ends in mid-value).
+        Err(err) if whole || (state.refused() && !ends_in_digit(prefix)) => Err(state.error(&err)),
         Err(_) => Ok(Prefix::RanOut),
     }
+}
+
+/// Whether a cut-off prefix may end inside a number literal, where an integer
+/// refusal is not final.
+fn ends_in_digit(prefix: &[u8]) -> bool {
+    prefix.last().is_some_and(u8::is_ascii_digit)
 }
 
 /// Reads the whole of `file` (opened and `fstat`ed as `stat`) from the start.
