@@ -316,3 +316,149 @@ defmodule JidoCode.SessionTestHelpers do
     File.write!(path, signed)
   end
 end
+
+# -- OS processes (adversarial suites) ------------------------------------------
+
+defmodule JidoCode.SessionTestHelpers.OsProcess do
+  @moduledoc """
+  Separate OS processes for the adversarial suites: a second BEAM running a
+  script from `test/support/scripts/`, or any other program, driven through a
+  `Port` in line mode.
+
+  Every process started here is killed with `SIGKILL` when the test exits,
+  whatever happened, and only if `/proc/<pid>/cmdline` still names it (a
+  recycled pid is never signalled). Ports are linked to the test process, so
+  a program reading its stdin also sees end-of-file when the test dies.
+  """
+
+  import ExUnit.Callbacks, only: [on_exit: 1]
+
+  @scripts Path.expand("scripts", __DIR__)
+
+  @typedoc "A started OS process: its port, OS pid and a marker found in its command line."
+  @type t :: %{port: port(), os_pid: pos_integer(), marker: String.t()}
+
+  @doc "Absolute path of a script in `test/support/scripts/`."
+  @spec script(String.t()) :: Path.t()
+  def script(name), do: Path.join(@scripts, name)
+
+  @doc """
+  Starts `elixir` on `script` (a file in `test/support/scripts/`) with this
+  project's compiled modules on the code path. Its first argument is the test
+  VM's current `:persistence` settings, so both VMs share home, salt and
+  hostname binding (see `boot.exs`); `args` follow.
+  """
+  @spec start_script!(String.t(), [String.t()]) :: t()
+  def start_script!(script_name, args) do
+    settings =
+      JidoCode.Config.persistence()
+      |> :erlang.term_to_binary()
+      |> Base.encode64()
+
+    ebin = :jido_code |> :code.lib_dir(:ebin) |> List.to_string()
+    elixir = System.find_executable("elixir") || raise "elixir is not on PATH"
+    start!(elixir, ["-pa", ebin, script(script_name), settings | args], script_name)
+  end
+
+  @doc """
+  Starts `executable` with `args`; `marker` must appear in its command line
+  (it is how the exit hook recognises the process before killing it).
+  """
+  @spec start!(Path.t(), [String.t()], String.t()) :: t()
+  def start!(executable, args, marker) do
+    port =
+      Port.open({:spawn_executable, executable}, [
+        :binary,
+        :exit_status,
+        :use_stdio,
+        {:line, 65_536},
+        args: args
+      ])
+
+    {:os_pid, os_pid} = Port.info(port, :os_pid)
+    on_exit(fn -> kill(%{os_pid: os_pid, marker: marker}) end)
+    %{port: port, os_pid: os_pid, marker: marker}
+  end
+
+  @doc "Writes one line to the process's stdin."
+  @spec send_line(t(), String.t()) :: :ok
+  def send_line(%{port: port}, line) do
+    true = Port.command(port, [line, ?\n])
+    :ok
+  end
+
+  @doc """
+  Waits for a line for which `fun` returns a truthy value and returns that
+  value; other lines are skipped. Raises on timeout or if the process exits
+  first.
+  """
+  @spec await_line(t(), (String.t() -> term()), timeout()) :: term()
+  def await_line(%{port: port} = process, fun, timeout \\ 10_000) do
+    receive do
+      {^port, {:data, {:eol, line}}} ->
+        if result = fun.(line), do: result, else: await_line(process, fun, timeout)
+
+      {^port, {:data, {:noeol, _partial}}} ->
+        await_line(process, fun, timeout)
+
+      {^port, {:exit_status, status}} ->
+        raise "#{process.marker} exited with status #{status} while a line was awaited"
+    after
+      timeout -> raise "#{process.marker}: no expected line within #{timeout} ms"
+    end
+  end
+
+  @doc "Waits until the process exits; returns its exit status."
+  @spec await_exit(t(), timeout()) :: non_neg_integer()
+  def await_exit(process, timeout \\ 10_000) do
+    {status, _lines} = lines_until_exit(process, timeout)
+    status
+  end
+
+  @doc """
+  Collects every complete line the process prints until it exits; returns
+  `{exit_status, lines}`. Lines already in the mailbox are included.
+  """
+  @spec lines_until_exit(t(), timeout()) :: {non_neg_integer(), [String.t()]}
+  def lines_until_exit(%{port: port} = process, timeout \\ 10_000) do
+    collect = fn collect, lines ->
+      receive do
+        {^port, {:data, {:eol, line}}} -> collect.(collect, [line | lines])
+        {^port, {:data, {:noeol, _partial}}} -> collect.(collect, lines)
+        {^port, {:exit_status, status}} -> {status, Enum.reverse(lines)}
+      after
+        timeout -> raise "#{process.marker} did not exit within #{timeout} ms"
+      end
+    end
+
+    collect.(collect, [])
+  end
+
+  @doc "Sends `SIGKILL` at once (see `kill/1` for the checks); does not wait."
+  @spec sigkill(map()) :: :ok
+  def sigkill(%{os_pid: os_pid, marker: marker}) do
+    with {:ok, cmdline} <- File.read("/proc/#{os_pid}/cmdline"),
+         true <- String.contains?(cmdline, marker) do
+      {_, _} = System.cmd("kill", ["-9", Integer.to_string(os_pid)], stderr_to_stdout: true)
+    end
+
+    :ok
+  end
+
+  @doc """
+  `SIGKILL`s the process if it is still running (and still the process we
+  started), then, when given a port we own, waits for its exit status. Safe
+  to call twice and from `on_exit/1`.
+  """
+  @spec kill(map()) :: :ok
+  def kill(process) do
+    :ok = sigkill(process)
+
+    case process do
+      %{port: port} -> if Port.info(port), do: await_exit(process), else: :ok
+      _ -> :ok
+    end
+
+    :ok
+  end
+end

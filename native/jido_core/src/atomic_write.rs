@@ -11,10 +11,13 @@
 //!    dot and the `.tmp` suffix keep it out of `*.json` listings; the exact
 //!    shape lets [`remove_stale_temp_files`] recognise a killed writer's
 //!    leftovers without touching anything else.
-//! 2. **Create it with `O_CREAT | O_EXCL | O_NOFOLLOW`, mode 0600.** `O_EXCL`
-//!    fails if the name exists — including as a symlink, which is therefore
-//!    never followed — so we always write a fresh inode that nobody else
-//!    holds open.
+//! 2. **Create it with `O_CREAT | O_EXCL | O_NOFOLLOW`, mode 0600, and hold
+//!    an exclusive `flock` on it until the rename.** `O_EXCL` fails if the
+//!    name exists — including as a symlink, which is therefore never
+//!    followed — so we always write a fresh inode that nobody else holds
+//!    open. The lock tells [`remove_stale_temp_files`], in this or another
+//!    process, that the file is being written rather than left by a killed
+//!    writer (the kernel drops the lock of a dead process).
 //! 3. **`fsync` the file before the rename.** Without it, the rename can reach
 //!    the disk before the data does, and a power cut leaves the *new name* on
 //!    an empty or partial file (the classic ext4 zero-length-file bug).
@@ -35,7 +38,7 @@
 //! cut can leave a temp file behind; [`remove_stale_temp_files`] removes it.
 
 use crate::{Error, Result};
-use rustix::fs::{AtFlags, FileType, Mode, OFlags};
+use rustix::fs::{AtFlags, FileType, FlockOperation, Mode, OFlags};
 use std::ffi::{OsStr, OsString};
 use std::fs::{DirBuilder, File};
 use std::io::{self, Write};
@@ -95,6 +98,10 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
         .map_err(|e| Error::io("rename", e.into()))?;
     // The name is now the target's: removing it would delete the new file.
     temp.disarm();
+    // The inode is the target now; a resumer's `flock` on it
+    // (`session_lock`) must not find it taken by us. Closing would release
+    // it too, but only after the directory `fsync`.
+    let _ = rustix::fs::flock(&temp.file, FlockOperation::Unlock);
     rustix::fs::fsync(&dir).map_err(|e| Error::io("fsync_dir", e.into()))?;
     Ok(())
 }
@@ -140,12 +147,25 @@ impl<'d> TempFile<'d> {
             let name = temp_name(target)?;
             match rustix::fs::openat(dir, &name, flags, Mode::from_raw_mode(FILE_MODE)) {
                 Ok(fd) => {
-                    let temp = TempFile {
+                    let mut temp = TempFile {
                         dir,
                         name,
                         file: File::from(fd),
                         armed: true,
                     };
+                    if !temp.claim()? {
+                        // A sweep took the file between our create and our
+                        // lock (it looked like a killed writer's): start
+                        // over under a fresh name.
+                        if attempt < CREATE_ATTEMPTS {
+                            attempt += 1;
+                            continue;
+                        }
+                        return Err(Error::io(
+                            "create_temp",
+                            io::Error::other("temp file removed by a concurrent sweep"),
+                        ));
+                    }
                     // The create mode is masked by the umask, which can only
                     // remove bits: the file is never more open than 0600. A
                     // strict umask (0277, say) could make it 0400 or less,
@@ -163,10 +183,38 @@ impl<'d> TempFile<'d> {
         }
     }
 
+    /// Takes the exclusive `flock` that marks the file as being written, and
+    /// checks that our name still names it. `Ok(false)` when a concurrent
+    /// [`remove_stale_temp_files`] got to it first: it holds the lock (and
+    /// is about to unlink the name) or has already unlinked it.
+    fn claim(&mut self) -> Result<bool> {
+        match rustix::fs::flock(&self.file, FlockOperation::NonBlockingLockExclusive) {
+            Ok(()) => {}
+            // The sweep unlinks the name; our guard's unlink is harmless.
+            Err(rustix::io::Errno::WOULDBLOCK) => return Ok(false),
+            Err(e) => return Err(Error::io("flock", e.into())),
+        }
+        let ours = rustix::fs::fstat(&self.file).map_err(|e| Error::io("fstat", e.into()))?;
+        match rustix::fs::statat(self.dir, &self.name, AtFlags::SYMLINK_NOFOLLOW) {
+            Ok(named) if same_inode(&named, &ours) => Ok(true),
+            Ok(_) | Err(rustix::io::Errno::NOENT) => {
+                // The name is gone (or, impossibly with 64 random bits, is
+                // someone else's): nothing of ours to unlink.
+                self.disarm();
+                Ok(false)
+            }
+            Err(e) => Err(Error::io("stat", e.into())),
+        }
+    }
+
     /// Keeps the file: its name now belongs to the renamed target.
     fn disarm(&mut self) {
         self.armed = false;
     }
+}
+
+fn same_inode(a: &rustix::fs::Stat, b: &rustix::fs::Stat) -> bool {
+    a.st_dev == b.st_dev && a.st_ino == b.st_ino
 }
 
 impl Drop for TempFile<'_> {
@@ -236,19 +284,28 @@ pub fn is_temp_file_name(name: &OsStr, target: Option<&OsStr>) -> bool {
 /// many were removed.
 ///
 /// With `target: Some(name)`, only temp files for that file name are
-/// considered — the form to use after a successful save, because another
-/// session's save may be in flight in the same directory and its temp file
-/// must not vanish under it (its rename would fail). With `None`, every temp
-/// file is removed: only for start-up, before any writer runs.
+/// considered (after a successful save of that file); with `None`, every
+/// temp file (at start-up).
+///
+/// A temp file whose writer is alive — in this process or another one
+/// sharing the directory — is never removed: [`write_atomic`] holds an
+/// exclusive `flock` on it from creation to rename, and a file whose lock
+/// cannot be taken at once is skipped. Removing it would make that writer's
+/// rename fail; a store starting up while another process saves, or two
+/// concurrent writers of one file, would otherwise fail each other's saves.
+/// A killed writer's lock died with it.
 ///
 /// Only regular files whose name passes [`is_temp_file_name`] are removed.
 /// Symlinks, directories and everything else are left alone, even with a
 /// matching name, and no link is ever followed (`unlinkat` removes a name,
-/// never what it points to). A name that vanishes during the scan is skipped.
+/// never what it points to; the file is opened with `O_NOFOLLOW |
+/// O_NONBLOCK` to be locked). A name that vanishes during the scan, and a
+/// file that cannot be opened for reading, are skipped.
 ///
 /// # Errors
 /// [`Error::NotFound`] if `dir` does not exist; [`Error::Io`] with op
-/// `"open_dir"`, `"read_dir"`, `"stat"` or `"unlink"`.
+/// `"open_dir"`, `"read_dir"`, `"stat"`, `"open"`, `"fstat"`, `"flock"` or
+/// `"unlink"`.
 pub fn remove_stale_temp_files(dir: &Path, target: Option<&OsStr>) -> Result<usize> {
     let dir_fd = open_dir(dir)?;
     let entries =
@@ -270,9 +327,13 @@ pub fn remove_stale_temp_files(dir: &Path, target: Option<&OsStr>) -> Result<usi
         if FileType::from_raw_mode(stat.st_mode) != FileType::RegularFile {
             continue;
         }
-        // If the name was swapped for a symlink or directory since `statat`,
-        // `unlinkat` removes the symlink itself (not its target) or fails
-        // with `EISDIR`; either way nothing outside `dir` is touched.
+        // Held until after the unlink: the writer's `claim` then fails.
+        let Some(_lock) = lock_abandoned(&dir_fd, name, &stat)? else {
+            continue;
+        };
+        // If the name was swapped for a symlink or directory since the
+        // check, `unlinkat` removes the symlink itself (not its target) or
+        // fails with `EISDIR`; either way nothing outside `dir` is touched.
         match rustix::fs::unlinkat(&dir_fd, name, AtFlags::empty()) {
             Ok(()) => removed += 1,
             Err(rustix::io::Errno::NOENT) => {}
@@ -280,6 +341,40 @@ pub fn remove_stale_temp_files(dir: &Path, target: Option<&OsStr>) -> Result<usi
         }
     }
     Ok(removed)
+}
+
+/// Opens the temp file `name` (the inode `stat` describes) and takes its
+/// `flock` without waiting. `None` when it is in flight (a live writer holds
+/// the lock), gone, replaced, or cannot be opened for reading; otherwise the
+/// locked descriptor, and `name` still names it.
+fn lock_abandoned(dir: &OwnedFd, name: &OsStr, stat: &rustix::fs::Stat) -> Result<Option<OwnedFd>> {
+    let flags = OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::CLOEXEC;
+    let fd = match rustix::fs::openat(dir, name, flags, Mode::empty()) {
+        Ok(fd) => fd,
+        // Gone, swapped for a symlink, or not ours to read.
+        Err(
+            rustix::io::Errno::NOENT
+            | rustix::io::Errno::LOOP
+            | rustix::io::Errno::ACCESS
+            | rustix::io::Errno::PERM,
+        ) => return Ok(None),
+        Err(e) => return Err(Error::io("open", e.into())),
+    };
+    let opened = rustix::fs::fstat(&fd).map_err(|e| Error::io("fstat", e.into()))?;
+    if !same_inode(&opened, stat) {
+        return Ok(None);
+    }
+    match rustix::fs::flock(&fd, FlockOperation::NonBlockingLockExclusive) {
+        Ok(()) => {}
+        Err(rustix::io::Errno::WOULDBLOCK) => return Ok(None),
+        Err(e) => return Err(Error::io("flock", e.into())),
+    }
+    // A writer that finished in between renamed the name away.
+    match rustix::fs::statat(dir, name, AtFlags::SYMLINK_NOFOLLOW) {
+        Ok(named) if same_inode(&named, &opened) => Ok(Some(fd)),
+        Ok(_) | Err(rustix::io::Errno::NOENT) => Ok(None),
+        Err(e) => Err(Error::io("stat", e.into())),
+    }
 }
 
 /// Creates `path` and any missing parents with mode 0700; an existing

@@ -418,6 +418,73 @@ fn remove_stale_temp_files_in_a_missing_directory_is_not_found() {
 }
 
 #[test]
+fn remove_stale_temp_files_spares_a_temp_file_whose_writer_holds_its_lock() {
+    let dir = tempfile::tempdir().unwrap();
+    let name = format!(".a.json.{HEX16}.tmp");
+    let path = dir.path().join(&name);
+    fs::write(&path, b"being written").unwrap();
+    // A live writer, in this process or another: it holds the flock.
+    let writer = fs::File::open(&path).unwrap();
+    rustix::fs::flock(&writer, rustix::fs::FlockOperation::LockExclusive).unwrap();
+
+    assert_eq!(remove_stale_temp_files(dir.path(), None).unwrap(), 0);
+    let removed = remove_stale_temp_files(dir.path(), Some(OsStr::new("a.json"))).unwrap();
+    assert_eq!(removed, 0);
+    assert_eq!(names(dir.path()), set(&[&name]));
+
+    // The writer dies (its descriptor closes): now it is a leftover.
+    drop(writer);
+    assert_eq!(remove_stale_temp_files(dir.path(), None).unwrap(), 1);
+    assert!(names(dir.path()).is_empty());
+}
+
+#[test]
+fn sweeps_running_alongside_writers_of_one_file_never_fail_a_write() {
+    let dir = tempfile::tempdir().unwrap();
+    let target = dir.path().join("s.json");
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    thread::scope(|scope| {
+        // A store starting up again and again, and writers finishing saves.
+        let sweeper = scope.spawn(|| {
+            let mut sweeps = 0u64;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                remove_stale_temp_files(dir.path(), None).unwrap();
+                sweeps += 1;
+            }
+            sweeps
+        });
+        let writers: Vec<_> = (0..4u8)
+            .map(|w| {
+                let target = &target;
+                scope.spawn(move || {
+                    let bytes = vec![w; 256 << 10];
+                    (0..50)
+                        .filter_map(|_| write_atomic(target, &bytes).err())
+                        .map(|e| e.to_string())
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        let failed: Vec<String> = writers
+            .into_iter()
+            .flat_map(|writer| writer.join().unwrap())
+            .collect();
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        assert!(sweeper.join().unwrap() > 0);
+        assert!(
+            failed.is_empty(),
+            "{} writes failed: {:?}",
+            failed.len(),
+            failed.first()
+        );
+    });
+    let bytes = fs::read(&target).unwrap();
+    assert_eq!(bytes.len(), 256 << 10);
+    assert!(bytes.iter().all(|&b| b == bytes[0]));
+    assert_eq!(names(dir.path()), set(&["s.json"]));
+}
+
+#[test]
 fn is_temp_file_name_matches_only_with_the_given_target() {
     let name = format!(".s.json.{HEX16}.tmp");
     assert!(is_temp_file_name(OsStr::new(&name), None));
