@@ -64,6 +64,7 @@ defmodule JidoCode.Native do
   def path_pin(_path, _allowed_roots, _denied_roots), do: :erlang.nif_error(:nif_not_loaded)
   def path_revalidate(_pin), do: :erlang.nif_error(:nif_not_loaded)
   def pin_path(_pin), do: :erlang.nif_error(:nif_not_loaded)
+  def pin_identity(_pin), do: :erlang.nif_error(:nif_not_loaded)
   def path_canonicalize(_path), do: :erlang.nif_error(:nif_not_loaded)
 
   # -- Rate limiting --------------------------------------------------------

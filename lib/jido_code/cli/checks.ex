@@ -86,7 +86,7 @@ defmodule JidoCode.CLI.Checks do
           end
 
         project =
-          case Security.validate_project_path(session.project_path) do
+          case Security.validate_session_project(session.project_path, session.project_dir_id) do
             :ok ->
               []
 

@@ -171,7 +171,7 @@ defmodule JidoCode.CLI.ResumeCommand do
   end
 
   defp project(%{session: session} = state) do
-    case Security.validate_project_path(session.project_path) do
+    case Security.validate_session_project(session.project_path, session.project_dir_id) do
       :ok ->
         {:ok, [{:ok, "project", session.project_path}], state}
 

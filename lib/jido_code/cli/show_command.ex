@@ -209,7 +209,7 @@ defmodule JidoCode.CLI.ShowCommand do
       "todo_count" => length(session.todos),
       "prompt_count" => length(session.prompt_history),
       "project_path_check" =>
-        case Security.validate_project_path(session.project_path) do
+        case Security.validate_session_project(session.project_path, session.project_dir_id) do
           :ok -> "ok"
           {:error, reason} -> Reason.code(reason)
         end,

@@ -169,7 +169,7 @@ defmodule JidoCode.Session.Persistence do
          {:ok, key} <- Crypto.key(),
          :ok <- ensure_sessions_dir() do
       path = session_file(session_id)
-      document = canonicalize_project_path(document)
+      document = document |> canonicalize_project_path() |> bind_project_identity()
 
       case Native.session_save(
              path,
@@ -219,6 +219,26 @@ defmodule JidoCode.Session.Persistence do
       # A project directory that is gone is stored as given; resume will
       # refuse it with a precise error.
       _ -> document
+    end
+  end
+
+  # Records which directory the project path named when the session was
+  # saved (device and inode), so resume can refuse another directory renamed
+  # into its place. A directory that cannot be pinned now keeps the binding
+  # the document already carried.
+  defp bind_project_identity(document) do
+    {path_key, id_key, other_id_key} =
+      if Map.has_key?(document, :project_path),
+        do: {:project_path, :project_dir_id, "project_dir_id"},
+        else: {"project_path", "project_dir_id", :project_dir_id}
+
+    current = Map.get(document, id_key, Map.get(document, other_id_key))
+    document = Map.delete(document, other_id_key)
+
+    case Security.project_identity(Map.get(document, path_key)) do
+      {:ok, identity} -> Map.put(document, id_key, identity)
+      {:error, _} when is_binary(current) -> Map.put(document, id_key, current)
+      {:error, _} -> Map.delete(document, id_key)
     end
   end
 
@@ -539,8 +559,9 @@ defmodule JidoCode.Session.Persistence do
   `%JidoCode.Session{}`.
 
   Order: rate limit (every attempt counts) → exclusive lock on the file →
-  load (size gate, signature, schema) → validate and pin the project directory
-  → rebuild the session → start its processes → re-validate the directory
+  load (size gate, signature, schema) → validate and pin the project directory,
+  and check it is the directory the session was saved in (device and inode,
+  recorded at save) → rebuild the session → start its processes → re-validate the directory
   against the pin → restore conversation, todos and prompt history → delete
   the file. A failure after the processes started stops them; the file is
   kept on every failure.
@@ -583,6 +604,7 @@ defmodule JidoCode.Session.Persistence do
            |> Native.session_lock_load(key, Config.max_file_size(), Config.max_json_depth())
            |> accept_loaded(session_id, session_file(session_id)),
          {:ok, pin} <- Security.pin_project_path(persisted.project_path),
+         :ok <- Security.check_identity(pin, persisted.project_dir_id),
          {:ok, session} <- rebuild_session(persisted),
          {:ok, _pid} <- SessionSupervisor.start_session(session) do
       Logger.info("session processes started", session_id: session_id, operation: :resume)

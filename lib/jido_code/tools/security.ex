@@ -114,6 +114,49 @@ defmodule JidoCode.Tools.Security do
   @spec pinned_path(pin()) :: Path.t()
   def pinned_path(pin), do: Native.pin_path(pin)
 
+  @doc """
+  The identity (`"<device>:<inode>"`) of the pinned directory.
+
+  A session stores the identity of its project directory when it is saved;
+  resume compares it with the pin (`check_identity/2`), so a different
+  directory renamed into the project's place — even a real one of the same
+  user, which passes every path rule — is refused.
+  """
+  @spec pinned_identity(pin()) :: String.t()
+  def pinned_identity(pin), do: Native.pin_identity(pin)
+
+  @doc """
+  The identity of the directory at `path`, pinned and validated first.
+  """
+  @spec project_identity(term()) ::
+          {:ok, String.t()} | {:error, project_path_error() | :invalid_path}
+  def project_identity(path) do
+    with {:ok, pin} <- pin_project_path(path), do: {:ok, pinned_identity(pin)}
+  end
+
+  @doc """
+  Validates a session's project directory: every path rule, and — when the
+  session recorded one — that it is still the directory the session was
+  saved in.
+  """
+  @spec validate_session_project(String.t(), String.t() | nil) ::
+          :ok | {:error, project_path_error() | :invalid_path}
+  def validate_session_project(path, identity) do
+    with {:ok, pin} <- pin_project_path(path), do: check_identity(pin, identity)
+  end
+
+  @doc """
+  `:ok` when the pinned directory is the one whose identity was recorded
+  (`nil`: nothing was recorded, as in files from before identities were
+  stored), `{:error, :project_path_changed}` otherwise.
+  """
+  @spec check_identity(pin(), String.t() | nil) :: :ok | {:error, :project_path_changed}
+  def check_identity(_pin, nil), do: :ok
+
+  def check_identity(pin, expected) do
+    if pinned_identity(pin) == expected, do: :ok, else: {:error, :project_path_changed}
+  end
+
   @doc ~S"""
   The canonical form of a project path (relative paths are expanded against
   the current directory first, then symlinks, `.` and `..` are resolved by the

@@ -69,3 +69,13 @@ fn path_canonicalize<'a>(env: Env<'a>, path: Binary<'a>) -> NifResult<Binary<'a>
     let canonical = path_guard::canonicalize(path_of(&path))?;
     Ok(new_binary(env, canonical.as_os_str().as_bytes()))
 }
+
+/// `pin_identity(pin) :: binary` — `"<device>:<inode>"` of the pinned
+/// directory, as decimal text (inode numbers can exceed 2^53). Stored in a
+/// signed session so resume can tell the saved directory from another one
+/// renamed into its place.
+#[rustler::nif]
+fn pin_identity(pin: ResourceArc<PinResource>) -> String {
+    let (dev, ino) = pin.0.identity();
+    format!("{dev}:{ino}")
+}

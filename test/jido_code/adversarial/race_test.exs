@@ -29,14 +29,13 @@ defmodule JidoCode.Adversarial.RaceTest do
   real-directory swaps (a re-validation that let swaps through would turn
   every one of them into a success).
 
-  Through a symlink, `:ok_on_replacement` is impossible (every component is
-  opened with `O_NOFOLLOW`) and must be 0. A *real* directory of the same
-  user renamed into place before validation is accepted: a session is bound
-  to its canonical path, not to an inode, and resume cannot tell such a
-  replacement from the user's own (`git clone` again, restore a backup).
-  Only a change between validation and start is an attack it can see. The
-  race counts how often the loop achieved it, and the fast test at the end
-  pins the behaviour without a race.
+  `:ok_on_replacement` must be 0 in every variant. Through a symlink it is
+  impossible (every component is opened with `O_NOFOLLOW`). A *real*
+  directory of the same user renamed into place before validation passes
+  every path rule — but a saved session records the device and inode of its
+  project directory, and resume refuses any other directory at that path
+  (`:project_path_changed`); the fast test at the end shows it without a
+  race.
   """
   use ExUnit.Case, async: false
 
@@ -80,13 +79,20 @@ defmodule JidoCode.Adversarial.RaceTest do
     end
   end
 
-  test "a real directory renamed into place before resume is accepted: sessions are bound to the canonical path, not the inode (documented limit)" do
+  test "a real directory renamed into place before resume is refused: a session is bound to the inode it was saved with" do
     base = tmp_dir!("jido_replaced")
     project = mkdir!(Path.join(base, "project"))
     {id, ^project} = persist_session!(project_path: project)
     File.rename!(project, Path.join(base, "original"))
     mkdir!(project)
 
+    assert {:error, :project_path_changed} = Persistence.resume(id)
+    assert {:error, :not_found} = SessionRegistry.lookup(id)
+    assert File.exists?(Persistence.session_file(id))
+
+    # Putting the original back makes the session resumable again.
+    File.rmdir!(project)
+    File.rename!(Path.join(base, "original"), project)
     assert {:ok, %{project_path: ^project}} = Persistence.resume(id)
   end
 
@@ -110,13 +116,13 @@ defmodule JidoCode.Adversarial.RaceTest do
 
     assert Enum.count(outcomes, &(&1 == :wrong_directory)) == 0
 
-    case mode do
-      # Through a symlink, never: O_NOFOLLOW on every component.
-      :symlink -> assert Enum.count(outcomes, &(&1 == :ok_on_replacement)) == 0
-      # Re-validation really fires: swaps between validation and start are
-      # seen (a no-op re-validation would turn every one into a success).
-      :dir -> assert Enum.member?(outcomes, :project_path_changed)
-    end
+    # Never on the replacement: through a symlink O_NOFOLLOW refuses it, a
+    # real directory fails the identity recorded at save.
+    assert Enum.count(outcomes, &(&1 == :ok_on_replacement)) == 0
+
+    # Re-validation really fires: swaps between validation and start are
+    # seen (a no-op re-validation would turn every one into a success).
+    if mode == :dir, do: assert(Enum.member?(outcomes, :project_path_changed))
 
     # The loop really raced: some attempts met a swapped path.
     assert Enum.any?(outcomes, &(&1 != :ok))

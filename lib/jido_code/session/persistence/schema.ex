@@ -147,7 +147,7 @@ defmodule JidoCode.Session.Persistence.Schema do
   """
   @spec validate_session(term()) :: {:ok, map()} | {:error, term()}
   def validate_session(session) when is_map(session) do
-    session = atomize_known_keys(session, @session_fields ++ [:prompt_history])
+    session = atomize_known_keys(session, @session_fields ++ [:prompt_history, :project_dir_id])
 
     with :ok <- require_fields(session, @session_fields),
          :ok <- check_version(session.version) do
@@ -161,7 +161,8 @@ defmodule JidoCode.Session.Persistence.Schema do
         {:closed_at, &timestamp?/1, :invalid_closed_at},
         {:conversation, &is_list/1, :invalid_conversation},
         {:todos, &is_list/1, :invalid_todos},
-        {:prompt_history, &string_list_or_nil?/1, :invalid_prompt_history}
+        {:prompt_history, &string_list_or_nil?/1, :invalid_prompt_history},
+        {:project_dir_id, &string_or_nil?/1, :invalid_project_dir_id}
       ])
     end
   end
@@ -240,6 +241,8 @@ defmodule JidoCode.Session.Persistence.Schema do
 
   defp timestamp?(%DateTime{}), do: true
   defp timestamp?(value), do: is_binary(value)
+
+  defp string_or_nil?(value), do: is_nil(value) or is_binary(value)
 
   defp string_list_or_nil?(nil), do: true
   defp string_list_or_nil?(list) when is_list(list), do: Enum.all?(list, &is_binary/1)

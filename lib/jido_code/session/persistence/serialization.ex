@@ -88,7 +88,8 @@ defmodule JidoCode.Session.Persistence.Serialization do
          closed_at: closed_at,
          conversation: conversation,
          todos: todos,
-         prompt_history: Map.get(session, :prompt_history) || []
+         prompt_history: Map.get(session, :prompt_history) || [],
+         project_dir_id: Map.get(session, :project_dir_id)
        }}
     end
   end
