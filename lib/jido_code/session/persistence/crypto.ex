@@ -42,7 +42,7 @@ defmodule JidoCode.Session.Persistence.Crypto do
     with {:ok, key} <- key(), do: {:ok, Native.signing_key_id(key)}
   end
 
-  @doc "Forgets every cached key; the next `key/0` re-derives."
+  @doc "Forgets every cached key (and the cached hostname); the next `key/0` re-derives."
   @spec invalidate_key_cache() :: :ok
   def invalidate_key_cache do
     for {{__MODULE__, _spec} = name, _} <- :persistent_term.get(),
@@ -101,9 +101,19 @@ defmodule JidoCode.Session.Persistence.Crypto do
     {Config.machine_secret_path(), persistence[:signing_salt], hostname}
   end
 
+  # :inet.gethostname/0 opens a socket (~20 µs); a key is needed on every
+  # load and save, so the name is looked up once per application start.
   defp hostname do
-    {:ok, name} = :inet.gethostname()
-    List.to_string(name)
+    case :persistent_term.get({__MODULE__, :hostname}, nil) do
+      nil ->
+        {:ok, name} = :inet.gethostname()
+        name = List.to_string(name)
+        :persistent_term.put({__MODULE__, :hostname}, name)
+        name
+
+      name ->
+        name
+    end
   end
 
   defp derive({secret_path, salt, hostname} = spec) do
