@@ -14,24 +14,6 @@ defmodule JidoCode.SessionRegistryTest do
     :ok
   end
 
-  defp session!(opts \\ []) do
-    opts = Keyword.put_new_lazy(opts, :project_path, fn -> tmp_dir!("registry") end)
-    {:ok, session} = Session.new(opts)
-    session
-  end
-
-  defp with_max_running(max) do
-    previous = Application.fetch_env(:jido_code, :sessions)
-    Application.put_env(:jido_code, :sessions, max_running: max)
-
-    on_exit(fn ->
-      case previous do
-        {:ok, value} -> Application.put_env(:jido_code, :sessions, value)
-        :error -> Application.delete_env(:jido_code, :sessions)
-      end
-    end)
-  end
-
   # Kills `pid` and returns once it is dead, so its :DOWN to the registry is
   # sent before the next call.
   defp kill_and_wait(pid) do
@@ -41,7 +23,7 @@ defmodule JidoCode.SessionRegistryTest do
   end
 
   test "a registered session can be looked up by id and by project path" do
-    session = session!()
+    session = new_session!()
     assert SessionRegistry.register(session) == {:ok, session}
 
     assert SessionRegistry.lookup(session.id) == {:ok, session}
@@ -61,7 +43,7 @@ defmodule JidoCode.SessionRegistryTest do
 
     sessions =
       for offset <- [30, 10, 20] do
-        session = session!(created_at: DateTime.add(now, offset, :second))
+        session = new_session!(created_at: DateTime.add(now, offset, :second))
         {:ok, _} = SessionRegistry.register(session)
         session
       end
@@ -71,7 +53,7 @@ defmodule JidoCode.SessionRegistryTest do
   end
 
   test "a second session with the same id is refused" do
-    session = session!()
+    session = new_session!()
     {:ok, _} = SessionRegistry.register(session)
 
     other = %{session | project_path: tmp_dir!("registry")}
@@ -80,10 +62,10 @@ defmodule JidoCode.SessionRegistryTest do
   end
 
   test "a second session on the same project path is refused" do
-    session = session!()
+    session = new_session!()
     {:ok, _} = SessionRegistry.register(session)
 
-    assert SessionRegistry.register(session!(project_path: session.project_path)) ==
+    assert SessionRegistry.register(new_session!(project_path: session.project_path)) ==
              {:error, :project_already_open}
 
     assert SessionRegistry.count() == 1
@@ -91,18 +73,18 @@ defmodule JidoCode.SessionRegistryTest do
 
   test "the running limit is read at call time" do
     with_max_running(2)
-    {:ok, _} = SessionRegistry.register(session!())
-    {:ok, _} = SessionRegistry.register(session!())
+    {:ok, _} = SessionRegistry.register(new_session!())
+    {:ok, _} = SessionRegistry.register(new_session!())
 
-    assert SessionRegistry.register(session!()) == {:error, :session_limit_reached}
+    assert SessionRegistry.register(new_session!()) == {:error, :session_limit_reached}
     assert SessionRegistry.count() == 2
 
     Application.put_env(:jido_code, :sessions, max_running: 3)
-    assert {:ok, _} = SessionRegistry.register(session!())
+    assert {:ok, _} = SessionRegistry.register(new_session!())
   end
 
   test "unregister removes both the id and the path, and is idempotent" do
-    session = session!()
+    session = new_session!()
     {:ok, _} = SessionRegistry.register(session)
 
     assert SessionRegistry.unregister(session.id) == :ok
@@ -112,11 +94,11 @@ defmodule JidoCode.SessionRegistryTest do
     assert SessionRegistry.unregister(uuid()) == :ok
 
     # The path is free again.
-    assert {:ok, _} = SessionRegistry.register(session!(project_path: session.project_path))
+    assert {:ok, _} = SessionRegistry.register(new_session!(project_path: session.project_path))
   end
 
   test "update replaces the stored session" do
-    session = session!()
+    session = new_session!()
     {:ok, _} = SessionRegistry.register(session)
 
     renamed = %{session | name: "renamed"}
@@ -125,12 +107,12 @@ defmodule JidoCode.SessionRegistryTest do
   end
 
   test "update of an unknown id is :not_found" do
-    assert SessionRegistry.update(session!()) == {:error, :not_found}
+    assert SessionRegistry.update(new_session!()) == {:error, :not_found}
   end
 
   test "update can move a session to a free project path but not to a taken one" do
-    a = session!()
-    b = session!()
+    a = new_session!()
+    b = new_session!()
     {:ok, _} = SessionRegistry.register(a)
     {:ok, _} = SessionRegistry.register(b)
 
@@ -144,7 +126,7 @@ defmodule JidoCode.SessionRegistryTest do
   end
 
   test "lookups read the table directly, without a call to the registry" do
-    session = session!()
+    session = new_session!()
     {:ok, _} = SessionRegistry.register(session)
 
     registry = Process.whereis(SessionRegistry)
@@ -167,7 +149,7 @@ defmodule JidoCode.SessionRegistryTest do
   end
 
   test "an entry disappears when its owner dies" do
-    session = session!()
+    session = new_session!()
     owner = spawn(fn -> Process.sleep(:infinity) end)
     {:ok, _} = SessionRegistry.register(session, owner)
 
@@ -177,7 +159,7 @@ defmodule JidoCode.SessionRegistryTest do
   end
 
   test "an owner's late death does not remove a newer registration of the id" do
-    session = session!()
+    session = new_session!()
     owner = spawn(fn -> Process.sleep(:infinity) end)
     {:ok, _} = SessionRegistry.register(session, owner)
     :ok = SessionRegistry.unregister(session.id)
@@ -190,7 +172,7 @@ defmodule JidoCode.SessionRegistryTest do
   end
 
   test "set_owner moves the monitor to the new owner" do
-    session = session!()
+    session = new_session!()
     first = spawn(fn -> Process.sleep(:infinity) end)
     second = spawn(fn -> Process.sleep(:infinity) end)
     {:ok, _} = SessionRegistry.register(session, first)

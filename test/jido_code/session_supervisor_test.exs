@@ -15,24 +15,6 @@ defmodule JidoCode.SessionSupervisorTest do
     :ok
   end
 
-  defp new_session!(opts \\ []) do
-    opts = Keyword.put_new_lazy(opts, :project_path, fn -> tmp_dir!("supervisor") end)
-    {:ok, session} = Session.new(opts)
-    session
-  end
-
-  defp with_max_running(max) do
-    previous = Application.fetch_env(:jido_code, :sessions)
-    Application.put_env(:jido_code, :sessions, max_running: max)
-
-    on_exit(fn ->
-      case previous do
-        {:ok, value} -> Application.put_env(:jido_code, :sessions, value)
-        :error -> Application.delete_env(:jido_code, :sessions)
-      end
-    end)
-  end
-
   describe "start_session/1" do
     test "registers the session and starts its supervisor and state" do
       session = new_session!()

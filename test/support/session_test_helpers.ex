@@ -164,6 +164,28 @@ defmodule JidoCode.SessionTestHelpers do
     name
   end
 
+  @doc "A new, unregistered `%JidoCode.Session{}` in a fresh project dir (options as `Session.new/1`)."
+  @spec new_session!(keyword()) :: JidoCode.Session.t()
+  def new_session!(opts \\ []) do
+    opts = Keyword.put_new_lazy(opts, :project_path, fn -> tmp_dir!("jido_session") end)
+    {:ok, session} = JidoCode.Session.new(opts)
+    session
+  end
+
+  @doc "Sets the running-session limit for this test (restored on exit; `async: false`)."
+  @spec with_max_running(pos_integer()) :: :ok
+  def with_max_running(max) do
+    previous = Application.fetch_env(:jido_code, :sessions)
+    Application.put_env(:jido_code, :sessions, max_running: max)
+
+    on_exit(fn ->
+      case previous do
+        {:ok, value} -> Application.put_env(:jido_code, :sessions, value)
+        :error -> Application.delete_env(:jido_code, :sessions)
+      end
+    end)
+  end
+
   # The system temp dir may itself be a symlink (macOS /tmp); project paths
   # must be canonical, so resolve it once through the native core.
   defp resolve!(path) do

@@ -23,7 +23,7 @@ defmodule JidoCode.CLI.ImportCommand do
   alias JidoCode.CLI.{Command, Inventory, Output, Reason}
   alias JidoCode.{Config, Native, Session, SessionRegistry}
   alias JidoCode.Session.Persistence
-  alias JidoCode.Session.Persistence.{Crypto, Schema}
+  alias JidoCode.Session.Persistence.Crypto
   alias JidoCode.Tools.Security
 
   @known_members ~w(version id name project_path config created_at updated_at closed_at
@@ -203,21 +203,7 @@ defmodule JidoCode.CLI.ImportCommand do
 
   # What resume/1 rebuilds from the file must be a valid session.
   defp check_rebuild(session, acc) do
-    config =
-      session.config
-      |> Schema.atomize_known_keys([:provider, :model, :temperature, :max_tokens])
-      |> Map.take([:provider, :model, :temperature, :max_tokens])
-
-    candidate = %Session{
-      id: session.id,
-      name: session.name,
-      project_path: session.project_path,
-      config: config,
-      created_at: session.created_at,
-      updated_at: session.updated_at
-    }
-
-    case Session.validate(candidate) do
+    case Persistence.rebuild_session(session) do
       {:ok, _} -> :ok
       {:error, reason} -> {:error, acc, "it could never be resumed: #{Reason.describe(reason)}"}
     end

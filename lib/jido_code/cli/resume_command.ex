@@ -18,9 +18,9 @@ defmodule JidoCode.CLI.ResumeCommand do
   @behaviour JidoCode.CLI.Command
 
   alias JidoCode.CLI.{Command, Output, Reason}
-  alias JidoCode.{Config, Native, RateLimit, Session, SessionRegistry}
+  alias JidoCode.{Config, Native, RateLimit, SessionRegistry}
   alias JidoCode.Session.Persistence
-  alias JidoCode.Session.Persistence.Schema
+
   alias JidoCode.Tools.Security
 
   @impl true
@@ -182,23 +182,9 @@ defmodule JidoCode.CLI.ResumeCommand do
   end
 
   defp rebuild(%{session: session} = state) do
-    config =
-      session.config
-      |> Schema.atomize_known_keys([:provider, :model, :temperature, :max_tokens])
-      |> Map.take([:provider, :model, :temperature, :max_tokens])
-
-    candidate = %Session{
-      id: session.id,
-      name: session.name,
-      project_path: session.project_path,
-      config: config,
-      created_at: session.created_at,
-      updated_at: DateTime.utc_now()
-    }
-
-    case Session.validate(candidate) do
-      {:ok, _} ->
-        text = "#{session.name} (#{config[:provider]} / #{config[:model]})"
+    case Persistence.rebuild_session(session) do
+      {:ok, rebuilt} ->
+        text = "#{rebuilt.name} (#{rebuilt.config[:provider]} / #{rebuilt.config[:model]})"
         {:ok, [{:ok, "session", text}], state}
 
       {:error, reason} ->

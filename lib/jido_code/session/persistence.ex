@@ -633,15 +633,24 @@ defmodule JidoCode.Session.Persistence do
     end
   end
 
-  defp rebuild_session(persisted) do
+  @doc """
+  The `%JidoCode.Session{}` that `resume/1` starts for a loaded session map
+  (as `load/1` returns it), validated; `updated_at` is now. The CLI's
+  `resume --check` and `import` use it to tell whether a file could be
+  resumed at all.
+  """
+  @spec rebuild_session(map()) :: {:ok, Session.t()} | {:error, term()}
+  def rebuild_session(persisted) do
     config =
-      Schema.atomize_known_keys(persisted.config, [:provider, :model, :temperature, :max_tokens])
+      persisted.config
+      |> Schema.atomize_known_keys([:provider, :model, :temperature, :max_tokens])
+      |> Map.take([:provider, :model, :temperature, :max_tokens])
 
     Session.validate(%Session{
       id: persisted.id,
       name: persisted.name,
       project_path: persisted.project_path,
-      config: Map.take(config, [:provider, :model, :temperature, :max_tokens]),
+      config: config,
       created_at: persisted.created_at,
       updated_at: DateTime.utc_now()
     })

@@ -229,6 +229,14 @@ impl Drop for TempFile<'_> {
 
 /// `.{target}.{16 lowercase hex}.tmp`, random part from the OS generator.
 fn temp_name(target: &OsStr) -> Result<OsString> {
+    hidden_random_name(target, TEMP_SUFFIX)
+}
+
+/// `.{target}.{16 lowercase hex}{suffix}`: a hidden sibling name no other
+/// process can predict (so none can plant or swap a file there first).
+/// Shared with [`crate::session_lock`], whose set-aside names use another
+/// suffix so that a temp-file sweep never mistakes one for a temp file.
+pub(crate) fn hidden_random_name(target: &OsStr, suffix: &[u8]) -> Result<OsString> {
     let mut random = [0u8; RANDOM_HEX_LEN / 2];
     getrandom::fill(&mut random).map_err(|e| {
         let source = e.raw_os_error().map_or_else(
@@ -238,7 +246,7 @@ fn temp_name(target: &OsStr) -> Result<OsString> {
         Error::io("random", source)
     })?;
     let target = target.as_bytes();
-    let mut name = Vec::with_capacity(1 + target.len() + 1 + RANDOM_HEX_LEN + TEMP_SUFFIX.len());
+    let mut name = Vec::with_capacity(1 + target.len() + 1 + RANDOM_HEX_LEN + suffix.len());
     name.push(b'.');
     name.extend_from_slice(target);
     name.push(b'.');
@@ -246,7 +254,7 @@ fn temp_name(target: &OsStr) -> Result<OsString> {
         name.push(HEX[usize::from(byte >> 4)]);
         name.push(HEX[usize::from(byte & 0x0f)]);
     }
-    name.extend_from_slice(TEMP_SUFFIX);
+    name.extend_from_slice(suffix);
     Ok(OsString::from_vec(name))
 }
 

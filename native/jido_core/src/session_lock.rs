@@ -85,7 +85,7 @@
 //! # Ok::<(), jido_core::Error>(())
 //! ```
 
-use crate::atomic_write::{open_dir, parent_of};
+use crate::atomic_write::{hidden_random_name, open_dir, parent_of};
 use crate::bounded_read;
 use crate::session::{self, Limits, Loaded};
 use crate::signing::SigningKey;
@@ -96,7 +96,6 @@ use std::ffi::{OsStr, OsString};
 use std::fs::File;
 use std::io::{self, Seek};
 use std::os::fd::OwnedFd;
-use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::{Path, PathBuf};
 
 /// Opens of the file tried when a save keeps replacing it between our open
@@ -302,26 +301,7 @@ fn file_id(stat: &Stat) -> (u64, u64) {
 /// `.{name}.{16 lowercase hex}.removing`, random part from the OS generator,
 /// so no other process can predict the name and plant or swap a file there.
 fn aside_name(name: &OsStr) -> Result<OsString> {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
-    let mut random = [0u8; 8];
-    getrandom::fill(&mut random).map_err(|e| {
-        let source = e.raw_os_error().map_or_else(
-            || io::Error::other(e.to_string()),
-            io::Error::from_raw_os_error,
-        );
-        Error::io("random", source)
-    })?;
-    let name = name.as_bytes();
-    let mut aside = Vec::with_capacity(1 + name.len() + 1 + 2 * random.len() + ASIDE_SUFFIX.len());
-    aside.push(b'.');
-    aside.extend_from_slice(name);
-    aside.push(b'.');
-    for byte in random {
-        aside.push(HEX[usize::from(byte >> 4)]);
-        aside.push(HEX[usize::from(byte & 0x0f)]);
-    }
-    aside.extend_from_slice(ASIDE_SUFFIX);
-    Ok(OsString::from_vec(aside))
+    hidden_random_name(name, ASIDE_SUFFIX)
 }
 
 #[cfg(test)]
