@@ -4,7 +4,6 @@ defmodule JidoCode.SessionRegistryTest do
 
   import JidoCode.SessionTestHelpers
 
-  alias JidoCode.Session
   alias JidoCode.SessionRegistry
   alias JidoCode.SessionSupervisor
 
