@@ -27,6 +27,15 @@
 //! that carries the current depth, so there is no intermediate
 //! `serde_json::Value` and no second pass over the bytes.
 //!
+//! The tree is generic over how it holds strings ([`Node`]): [`parse`] gives
+//! the owned [`Value`]; [`parse_borrowed`] gives a [`Document`] whose strings
+//! and keys point into the input wherever the JSON spelled them without an
+//! escape, and are copied only where an escape had to be decoded. Both come
+//! from the same grammar and the same rules, so they accept and refuse exactly
+//! the same documents. Loading a session uses the borrowed form: most of a
+//! session is string data, and not copying it is most of what the load can
+//! save over a plain owned parse.
+//!
 //! Known limit: an integer literal beyond the 64-bit range
 //! (`18446744073709551616`) reaches this module from serde_json already
 //! converted to a double, indistinguishable from `1.8446744073709552e19`, so
@@ -42,7 +51,9 @@
 //! assert_eq!(json::to_vec(&doc, Layout::Compact)?, br#"{"b":[1,2.5,null],"a":"x"}"#);
 //! # Ok::<(), jido_core::Error>(())
 //! ```
+use std::borrow::Cow;
 use std::fmt;
+use std::marker::PhantomData;
 
 use serde::de::{self, DeserializeSeed, MapAccess, SeqAccess, Visitor};
 
@@ -68,15 +79,27 @@ const LINEAR_DUPLICATE_SCAN: usize = 16;
 /// Object members in document order; keys are unique.
 pub type Object = Vec<(String, Value)>;
 
-/// A parsed JSON value.
+/// A parsed JSON value that owns its strings: what [`parse`] returns and what
+/// the writers, the signer and the binding build by hand.
+pub type Value = Node<String>;
+
+/// A parsed JSON value whose strings borrow from the bytes it was parsed
+/// from where they had no escape ([`Cow::Borrowed`]), and own the decoded
+/// text where they had one ([`Cow::Owned`]): what [`parse_borrowed`] returns.
+pub type Document<'a> = Node<Cow<'a, str>>;
+
+/// A JSON value, generic over how it holds strings and keys: `String` for
+/// [`Value`], `Cow<str>` for [`Document`]. Everything that reads a tree (the
+/// canonical and file writers, signing) takes any `S: AsRef<str>`, so the two
+/// forms share one implementation.
 ///
-/// Dropping, comparing and cloning a `Value` recurse once per nesting level.
+/// Dropping, comparing and cloning a `Node` recurse once per nesting level.
 /// Values from [`parse`] are at most [`MAX_DEPTH_CAP`] deep, which is
 /// harmless; a value built by hand to be tens of thousands of levels deep can
 /// overflow the stack, and the writers of this crate refuse anything deeper
 /// than [`MAX_DEPTH_CAP`].
 #[derive(Debug, Clone, PartialEq)]
-pub enum Value {
+pub enum Node<S> {
     /// `null`
     Null,
     /// `true` / `false`
@@ -86,14 +109,14 @@ pub enum Value {
     /// Any other number; always finite.
     Float(f64),
     /// A string.
-    String(String),
+    String(S),
     /// An array.
-    Array(Vec<Value>),
-    /// An object, members in document order.
-    Object(Object),
+    Array(Vec<Node<S>>),
+    /// An object, members in document order; keys are unique.
+    Object(Vec<(S, Node<S>)>),
 }
 
-impl Value {
+impl<S: AsRef<str>> Node<S> {
     /// The value of member `key` if `self` is an object that has one.
     ///
     /// ```
@@ -103,60 +126,60 @@ impl Value {
     /// assert_eq!(doc.get("name"), None);
     /// # Ok::<(), jido_core::Error>(())
     /// ```
-    pub fn get(&self, key: &str) -> Option<&Value> {
+    pub fn get(&self, key: &str) -> Option<&Node<S>> {
         self.as_object()?
             .iter()
-            .find_map(|(k, v)| (k == key).then_some(v))
+            .find_map(|(k, v)| (k.as_ref() == key).then_some(v))
     }
 
     /// Mutable access to the value of member `key` if `self` is an object
     /// that has one.
-    pub fn get_mut(&mut self, key: &str) -> Option<&mut Value> {
+    pub fn get_mut(&mut self, key: &str) -> Option<&mut Node<S>> {
         self.as_object_mut()?
             .iter_mut()
-            .find_map(|(k, v)| (k == key).then_some(v))
+            .find_map(|(k, v)| (k.as_ref() == key).then_some(v))
     }
 
-    /// The string if `self` is a [`Value::String`].
+    /// The string if `self` is a [`Node::String`].
     pub fn as_str(&self) -> Option<&str> {
         match self {
-            Value::String(s) => Some(s),
+            Node::String(s) => Some(s.as_ref()),
             _ => None,
         }
     }
 
-    /// The integer if `self` is a [`Value::Integer`].
+    /// The integer if `self` is a [`Node::Integer`].
     pub fn as_i64(&self) -> Option<i64> {
         match self {
-            Value::Integer(i) => Some(*i),
+            Node::Integer(i) => Some(*i),
             _ => None,
         }
     }
 
-    /// The elements if `self` is a [`Value::Array`].
-    pub fn as_array(&self) -> Option<&[Value]> {
+    /// The elements if `self` is a [`Node::Array`].
+    pub fn as_array(&self) -> Option<&[Node<S>]> {
         match self {
-            Value::Array(a) => Some(a),
+            Node::Array(a) => Some(a),
             _ => None,
         }
     }
 
-    /// The members if `self` is a [`Value::Object`].
-    pub fn as_object(&self) -> Option<&Object> {
+    /// The members if `self` is a [`Node::Object`].
+    pub fn as_object(&self) -> Option<&Vec<(S, Node<S>)>> {
         match self {
-            Value::Object(o) => Some(o),
+            Node::Object(o) => Some(o),
             _ => None,
         }
     }
 
-    /// Mutable members if `self` is a [`Value::Object`].
+    /// Mutable members if `self` is a [`Node::Object`].
     ///
-    /// Keys must stay unique: [`Object`] is a plain vector, and pushing a key
-    /// that is already present makes a document that [`parse`] would refuse.
-    /// [`Value::set_member`] keeps the invariant.
-    pub fn as_object_mut(&mut self) -> Option<&mut Object> {
+    /// Keys must stay unique: the members are a plain vector, and pushing a
+    /// key that is already present makes a document that [`parse`] would
+    /// refuse. [`Value::set_member`] keeps the invariant.
+    pub fn as_object_mut(&mut self) -> Option<&mut Vec<(S, Node<S>)>> {
         match self {
-            Value::Object(o) => Some(o),
+            Node::Object(o) => Some(o),
             _ => None,
         }
     }
@@ -164,12 +187,36 @@ impl Value {
     /// Removes member `key` from an object, returning its value; `None` if
     /// `self` is not an object or has no such member. The order of the other
     /// members is kept.
-    pub fn remove_member(&mut self, key: &str) -> Option<Value> {
+    pub fn remove_member(&mut self, key: &str) -> Option<Node<S>> {
         let members = self.as_object_mut()?;
-        let index = members.iter().position(|(k, _)| k == key)?;
+        let index = members.iter().position(|(k, _)| k.as_ref() == key)?;
         Some(members.remove(index).1)
     }
+}
 
+impl Document<'_> {
+    /// The same tree with every string owned.
+    pub fn into_owned(self) -> Value {
+        match self {
+            Node::Null => Node::Null,
+            Node::Bool(b) => Node::Bool(b),
+            Node::Integer(i) => Node::Integer(i),
+            Node::Float(f) => Node::Float(f),
+            Node::String(s) => Node::String(s.into_owned()),
+            Node::Array(items) => {
+                Node::Array(items.into_iter().map(Document::into_owned).collect())
+            }
+            Node::Object(members) => Node::Object(
+                members
+                    .into_iter()
+                    .map(|(k, v)| (k.into_owned(), v.into_owned()))
+                    .collect(),
+            ),
+        }
+    }
+}
+
+impl Value {
     /// Sets member `key` of an object: replaces the value in place if the key
     /// exists (keeping its position), otherwise appends it. Returns the
     /// previous value.
@@ -197,7 +244,7 @@ pub enum Layout {
     Pretty,
 }
 
-/// Parses a JSON document.
+/// Parses a JSON document into an owned [`Value`].
 ///
 /// Any JSON value is accepted at the top level; whether it must be an object
 /// is the caller's rule ([`Error::NotAnObject`]). `max_depth` counts nested
@@ -211,6 +258,257 @@ pub enum Layout {
 /// position), and for the rules of this module: `nesting deeper than N
 /// levels`, `duplicate key "k"`, `integer N is outside ±(2^53−1)`.
 pub fn parse(bytes: &[u8], max_depth: usize) -> Result<Value> {
+    parse_as(bytes, max_depth)
+}
+
+/// Parses a JSON document exactly as [`parse`] does, without copying the
+/// strings and keys that need no decoding: those borrow from `bytes`.
+///
+/// ```
+/// use std::borrow::Cow;
+/// use jido_core::json::{self, Node};
+///
+/// let bytes = br#"{"plain":"text","escaped":"a\nb"}"#;
+/// let doc = json::parse_borrowed(bytes, 64)?;
+/// assert!(matches!(doc.get("plain"), Some(Node::String(Cow::Borrowed("text")))));
+/// assert!(matches!(doc.get("escaped"), Some(Node::String(Cow::Owned(s))) if s == "a\nb"));
+/// assert_eq!(doc.into_owned(), json::parse(bytes, 64)?);
+/// # Ok::<(), jido_core::Error>(())
+/// ```
+///
+/// # Errors
+/// Exactly those of [`parse`], for exactly the same inputs.
+pub fn parse_borrowed(bytes: &[u8], max_depth: usize) -> Result<Document<'_>> {
+    parse_as(bytes, max_depth)
+}
+
+/// Where a string of a [`Packed`] document is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Span {
+    /// `len` bytes of [`Packed::bytes`] from `start`, valid UTF-8: the
+    /// string as the file spelled it (it had no escapes), or its decoded
+    /// text written over its escaped form.
+    At {
+        /// Offset of the first byte.
+        start: usize,
+        /// Length in bytes.
+        len: usize,
+    },
+    /// Decoded text that could not be placed in the buffer (see
+    /// [`parse_packed`]).
+    Owned(String),
+}
+
+/// A parsed document whose strings live, wherever possible, in the very
+/// buffer it was parsed from: see [`parse_packed`].
+#[derive(Debug)]
+pub struct Packed {
+    /// The input, with the escaped strings overwritten by their decoded text.
+    /// No longer the JSON that was parsed.
+    pub bytes: Vec<u8>,
+    /// The tree; its strings are [`Span`]s into [`Packed::bytes`].
+    pub root: Node<Span>,
+}
+
+impl Span {
+    /// The bytes of this string, given the buffer of its document: valid
+    /// UTF-8. A span that does not fit `bytes` (one from another document)
+    /// reads as empty.
+    pub fn text<'s>(&'s self, bytes: &'s [u8]) -> &'s [u8] {
+        match self {
+            Span::At { start, len } => start
+                .checked_add(*len)
+                .and_then(|end| bytes.get(*start..end))
+                .unwrap_or_default(),
+            Span::Owned(s) => s.as_bytes(),
+        }
+    }
+}
+
+impl Packed {
+    /// The bytes of a string of [`Packed::root`]: [`Span::text`] in this
+    /// document's buffer.
+    pub fn text<'s>(&'s self, span: &'s Span) -> &'s [u8] {
+        span.text(&self.bytes)
+    }
+}
+
+/// Parses `bytes` exactly as [`parse`] does, lets `check` inspect the result
+/// (a [`Document`] borrowing from `bytes`: verify its signature, say), and
+/// then packs it into `bytes` itself, so that every string is a range of
+/// that one buffer and nothing was copied into allocations of its own.
+///
+/// Strings the file spelled without escapes are already in place. A string
+/// with escapes is decoded by the parser; its decoded text is never longer
+/// than its escaped form, so it is written over that form, in the buffer.
+/// Where that form is has to be found without parsing again. No `"` occurs
+/// in JSON outside of strings, so the first `"` after the string before it
+/// opens it; and when the string after it was borrowed (its opening quote is
+/// known), the last `"` before that closes it, found without reading the
+/// escaped text itself. Only an escaped string followed by another escaped
+/// string is read through to its closing quote. A string that could not be
+/// placed (none, for the text that was parsed) stays [`Span::Owned`].
+///
+/// This is for a caller that turns the document into something else that
+/// can share one buffer (the NIF makes every long string a sub-binary of it).
+///
+/// ```
+/// use jido_core::json::{self, Node, Span};
+///
+/// let packed = json::parse_packed(br#"{"k":"a\"b","n":1}"#.to_vec(), 8, |_| Ok(()))?.0;
+/// let Node::Object(members) = &packed.root else { unreachable!() };
+/// let Node::String(span) = &members[0].1 else { unreachable!() };
+/// assert!(matches!(span, Span::At { .. }));
+/// assert_eq!(packed.text(span), b"a\"b");
+/// # Ok::<(), jido_core::Error>(())
+/// ```
+///
+/// # Errors
+/// Those of [`parse`], and whatever `check` returns.
+pub fn parse_packed<T>(
+    mut bytes: Vec<u8>,
+    max_depth: usize,
+    check: impl FnOnce(&Document<'_>) -> Result<T>,
+) -> Result<(Packed, T)> {
+    let (mut root, checked) = {
+        let document = parse_borrowed(&bytes, max_depth)?;
+        let checked = check(&document)?;
+        (spans_of(document, &bytes), checked)
+    };
+    let mut strings = Vec::new();
+    collect_strings(&mut root, &mut strings);
+    place(&mut strings, &mut bytes);
+    Ok((Packed { bytes, root }, checked))
+}
+
+/// The tree of `document` with its borrowed strings as offsets into
+/// `source`, its decoded ones moved out as they are.
+fn spans_of(document: Document<'_>, source: &[u8]) -> Node<Span> {
+    let span = |s: Cow<'_, str>| match s {
+        Cow::Borrowed(text) => match offset_in(source, text.as_bytes()) {
+            Some(start) => Span::At {
+                start,
+                len: text.len(),
+            },
+            // Every borrowed string is a slice of `source`; were one not,
+            // it would merely be copied.
+            None => Span::Owned(text.to_owned()),
+        },
+        Cow::Owned(text) => Span::Owned(text),
+    };
+    fn convert(node: Document<'_>, span: &impl Fn(Cow<'_, str>) -> Span) -> Node<Span> {
+        match node {
+            Node::Null => Node::Null,
+            Node::Bool(b) => Node::Bool(b),
+            Node::Integer(i) => Node::Integer(i),
+            Node::Float(f) => Node::Float(f),
+            Node::String(s) => Node::String(span(s)),
+            Node::Array(items) => {
+                Node::Array(items.into_iter().map(|v| convert(v, span)).collect())
+            }
+            Node::Object(members) => Node::Object(
+                members
+                    .into_iter()
+                    .map(|(k, v)| (span(k), convert(v, span)))
+                    .collect(),
+            ),
+        }
+    }
+    convert(document, &span)
+}
+
+/// Where `part` starts inside `whole`, if it is a slice of it.
+fn offset_in(whole: &[u8], part: &[u8]) -> Option<usize> {
+    let start = (part.as_ptr() as usize).checked_sub(whole.as_ptr() as usize)?;
+    (start.checked_add(part.len())? <= whole.len()).then_some(start)
+}
+
+/// Every string of `node` (keys included) in document order: the order of
+/// the string tokens in the text it was parsed from.
+fn collect_strings<'n>(node: &'n mut Node<Span>, out: &mut Vec<&'n mut Span>) {
+    match node {
+        Node::String(s) => out.push(s),
+        Node::Array(items) => items.iter_mut().for_each(|v| collect_strings(v, out)),
+        Node::Object(members) => {
+            for (k, v) in members {
+                out.push(k);
+                collect_strings(v, out);
+            }
+        }
+        Node::Null | Node::Bool(_) | Node::Integer(_) | Node::Float(_) => {}
+    }
+}
+
+/// Writes each decoded string over its escaped form (see [`parse_packed`]).
+/// `strings` are in document order.
+fn place(strings: &mut [&mut Span], bytes: &mut [u8]) {
+    // Just past the closing quote of the previous string token (0 before the
+    // first); `None` only if the text were not the JSON that was parsed.
+    let mut after_previous = Some(0);
+    for i in 0..strings.len() {
+        // The opening quote of the next string token, if it is known without
+        // looking: the next string was borrowed, or there is none.
+        let next_open_quote = match strings.get(i + 1).map(|s| &**s) {
+            Some(Span::At { start, .. }) => Some(start.saturating_sub(1)),
+            Some(Span::Owned(_)) => None,
+            None => Some(bytes.len()),
+        };
+        let span = &mut *strings[i];
+        after_previous = match span {
+            Span::At { start, len } => Some(*start + *len + 1),
+            Span::Owned(text) => {
+                let token = after_previous.and_then(|from| token_of(bytes, from, next_open_quote));
+                if let Some((start, close)) = token {
+                    if text.len() <= close - start {
+                        bytes[start..start + text.len()].copy_from_slice(text.as_bytes());
+                        *span = Span::At {
+                            start,
+                            len: text.len(),
+                        };
+                    }
+                }
+                token.map(|(_, close)| close + 1)
+            }
+        };
+    }
+}
+
+/// The content of the next string token at or after `from`, as the index of
+/// its first byte and of its closing quote. `next_open_quote` is the opening
+/// quote of the string token after it, when known.
+fn token_of(bytes: &[u8], from: usize, next_open_quote: Option<usize>) -> Option<(usize, usize)> {
+    let start = from + bytes.get(from..)?.iter().position(|&b| b == b'"')? + 1;
+    let close = match next_open_quote {
+        // Nothing but this string between the two tokens can hold a quote:
+        // its closing quote is the last one before the next token.
+        Some(to) => start + bytes.get(start..to)?.iter().rposition(|&b| b == b'"')?,
+        // The next string is escaped too: find the end of this one by
+        // reading it.
+        None => closing_quote(bytes, start)?,
+    };
+    Some((start, close))
+}
+
+/// The index of the quote that closes the JSON string whose content starts
+/// at `from`: the first `"` not escaped, that is not preceded by an odd run
+/// of backslashes.
+fn closing_quote(bytes: &[u8], from: usize) -> Option<usize> {
+    let mut at = from;
+    loop {
+        let quote = at + bytes.get(at..)?.iter().position(|&b| b == b'"')?;
+        let backslashes = bytes[from..quote]
+            .iter()
+            .rev()
+            .take_while(|&&b| b == b'\\')
+            .count();
+        if backslashes % 2 == 0 {
+            return Some(quote);
+        }
+        at = quote + 1;
+    }
+}
+
+fn parse_as<'de, S: ParsedStr<'de>>(bytes: &'de [u8], max_depth: usize) -> Result<Node<S>> {
     let mut state = State::new(max_depth);
     let mut de = serde_json::Deserializer::from_slice(bytes);
     let parsed = ValueSeed::new(&mut state, 0)
@@ -229,14 +527,19 @@ pub fn parse(bytes: &[u8], max_depth: usize) -> Result<Value> {
 /// (`1e+19`), because [`parse`] refuses integer literals beyond ±(2^53−1).
 /// The canonical form — what a signature covers — is the same either way.
 ///
-/// Output goes through an internal 8 KiB buffer, so `out` sees few, large
-/// writes even when it is an unbuffered file or a MAC adaptor.
+/// Output goes through an internal buffer of a few tens of KiB, so `out`
+/// sees few, large writes even when it is an unbuffered file or a MAC
+/// adaptor. To fill a `Vec`, [`to_vec`] skips that copy.
 ///
 /// # Errors
 /// [`Error::Unrepresentable`] for a non-finite float, an integer outside
 /// ±(2^53−1) or nesting deeper than [`MAX_DEPTH_CAP`]; [`Error::Io`] when
 /// `out` fails (part of the document may have been written).
-pub fn to_writer<W: std::io::Write>(value: &Value, out: &mut W, layout: Layout) -> Result<()> {
+pub fn to_writer<S: AsRef<str>, W: std::io::Write>(
+    value: &Node<S>,
+    out: &mut W,
+    layout: Layout,
+) -> Result<()> {
     let mut sink = Buffered::new(out);
     write_value(value, &mut sink, layout, 0)?;
     sink.finish()
@@ -246,57 +549,75 @@ pub fn to_writer<W: std::io::Write>(value: &Value, out: &mut W, layout: Layout) 
 ///
 /// # Errors
 /// [`Error::Unrepresentable`] as for [`to_writer`].
-pub fn to_vec(value: &Value, layout: Layout) -> Result<Vec<u8>> {
+pub fn to_vec<S: AsRef<str>>(value: &Node<S>, layout: Layout) -> Result<Vec<u8>> {
     let mut out = Vec::new();
-    write_value(value, &mut out, layout, 0)?;
+    append_to(value, &mut out, layout)?;
     Ok(out)
+}
+
+/// Appends the JSON text of `value` to `out`, as [`to_vec`] writes it: for a
+/// caller that has sized `out` already. On error `out` holds part of the
+/// document.
+///
+/// # Errors
+/// [`Error::Unrepresentable`] as for [`to_writer`].
+pub fn append_to<S: AsRef<str>>(value: &Node<S>, out: &mut Vec<u8>, layout: Layout) -> Result<()> {
+    write_value(value, out, layout, 0)
 }
 
 // ---- writing ---------------------------------------------------------------
 
-fn write_value<S: Sink>(value: &Value, out: &mut S, layout: Layout, depth: usize) -> Result<()> {
+fn write_value<T: AsRef<str>, S: Sink>(
+    value: &Node<T>,
+    out: &mut S,
+    layout: Layout,
+    depth: usize,
+) -> Result<()> {
     match value {
-        Value::Null => out.put(b"null"),
-        Value::Bool(true) => out.put(b"true"),
-        Value::Bool(false) => out.put(b"false"),
-        Value::Integer(i) => canonical::write_integer(*i, out),
-        Value::Float(f) => canonical::write_float(*f, canonical::FloatStyle::Loadable, out),
-        Value::String(s) => canonical::write_str(s, out),
-        Value::Array(items) => {
+        Node::Null => out.put(b"null"),
+        Node::Bool(true) => out.put(b"true"),
+        Node::Bool(false) => out.put(b"false"),
+        Node::Integer(i) => canonical::write_integer(*i, out)?,
+        Node::Float(f) => canonical::write_float(*f, canonical::FloatStyle::Loadable, out)?,
+        Node::String(s) => canonical::write_str(s.as_ref(), out)?,
+        Node::Array(items) => {
             let depth = canonical::enter(depth)?;
-            out.put_byte(b'[')?;
+            out.put_byte(b'[');
             for (i, item) in items.iter().enumerate() {
-                separator(out, layout, depth, i == 0)?;
+                separator(out, layout, depth, i == 0);
                 write_value(item, out, layout, depth)?;
+                out.boundary()?;
             }
-            close(out, layout, depth, items.is_empty(), b']')
+            close(out, layout, depth, items.is_empty(), b']');
         }
-        Value::Object(members) => {
+        Node::Object(members) => {
             let depth = canonical::enter(depth)?;
-            out.put_byte(b'{')?;
+            out.put_byte(b'{');
             for (i, (key, item)) in members.iter().enumerate() {
-                separator(out, layout, depth, i == 0)?;
-                canonical::write_str(key, out)?;
+                separator(out, layout, depth, i == 0);
+                canonical::write_str(key.as_ref(), out)?;
                 out.put(match layout {
                     Layout::Compact => b":",
                     Layout::Pretty => b": ",
-                })?;
+                });
                 write_value(item, out, layout, depth)?;
+                out.boundary()?;
             }
-            close(out, layout, depth, members.is_empty(), b'}')
+            close(out, layout, depth, members.is_empty(), b'}');
         }
     }
+    Ok(())
 }
 
 /// Before the element or member at `depth`: a comma unless it is the first,
 /// then (pretty) a newline and the indentation.
-fn separator<S: Sink>(out: &mut S, layout: Layout, depth: usize, first: bool) -> Result<()> {
+fn separator<S: Sink>(out: &mut S, layout: Layout, depth: usize, first: bool) {
     match layout {
-        Layout::Compact if first => Ok(()),
+        Layout::Compact if first => {}
         Layout::Compact => out.put_byte(b','),
         Layout::Pretty => {
-            out.put(if first { b"\n" } else { b",\n" })?;
-            indent(out, depth)
+            out.put(if first { b"\n" } else { b",\n" });
+            indent(out, depth);
         }
     }
 }
@@ -304,38 +625,67 @@ fn separator<S: Sink>(out: &mut S, layout: Layout, depth: usize, first: bool) ->
 /// Closes a container: (pretty, non-empty) newline and the parent's
 /// indentation, then the bracket — the layout of serde_json's
 /// `PrettyFormatter`, so `[]` and `{}` stay on one line.
-fn close<S: Sink>(
-    out: &mut S,
-    layout: Layout,
-    depth: usize,
-    empty: bool,
-    bracket: u8,
-) -> Result<()> {
+fn close<S: Sink>(out: &mut S, layout: Layout, depth: usize, empty: bool, bracket: u8) {
     if layout == Layout::Pretty && !empty {
-        out.put_byte(b'\n')?;
-        indent(out, depth - 1)?;
+        out.put_byte(b'\n');
+        indent(out, depth - 1);
     }
-    out.put_byte(bracket)
+    out.put_byte(bracket);
 }
 
-fn indent<S: Sink>(out: &mut S, levels: usize) -> Result<()> {
+fn indent<S: Sink>(out: &mut S, levels: usize) {
     const SPACES: &[u8; 64] = b"                                                                ";
     let mut remaining = levels * 2;
     while remaining > 0 {
         let n = remaining.min(SPACES.len());
-        out.put(&SPACES[..n])?;
+        out.put(&SPACES[..n]);
         remaining -= n;
     }
-    Ok(())
 }
 
 // ---- parsing ---------------------------------------------------------------
+
+/// How the parser stores a string it has read: `'de` is the lifetime of the
+/// input. Implemented for `String` (always a copy) and `Cow<'de, str>`
+/// (borrowed when the input spelled the string without escapes).
+pub(crate) trait ParsedStr<'de>: AsRef<str> + Sized {
+    /// A string that is a slice of the input.
+    fn borrowed(s: &'de str) -> Self;
+    /// A string decoded into transient storage (it had escapes).
+    fn copied(s: &str) -> Self;
+    /// A string already owned.
+    fn owned(s: String) -> Self;
+}
+
+impl<'de> ParsedStr<'de> for String {
+    fn borrowed(s: &'de str) -> Self {
+        s.to_owned()
+    }
+    fn copied(s: &str) -> Self {
+        s.to_owned()
+    }
+    fn owned(s: String) -> Self {
+        s
+    }
+}
+
+impl<'de> ParsedStr<'de> for Cow<'de, str> {
+    fn borrowed(s: &'de str) -> Self {
+        Cow::Borrowed(s)
+    }
+    fn copied(s: &str) -> Self {
+        Cow::Owned(s.to_owned())
+    }
+    fn owned(s: String) -> Self {
+        Cow::Owned(s)
+    }
+}
 
 /// State shared by every level of one parse.
 ///
 /// `pub(crate)` with [`ValueSeed`] so that [`crate::listing`] can parse the
 /// members of a top-level object one at a time with exactly these rules.
-pub(crate) struct State {
+pub(crate) struct State<S = String> {
     max_depth: usize,
     /// The detail of a refusal raised by this module (rather than by
     /// serde_json's grammar), reported verbatim by [`parse`].
@@ -345,11 +695,11 @@ pub(crate) struct State {
     /// moves them into a vector of exactly the right size. One allocation per
     /// container instead of a chain of regrowths — allocation is most of the
     /// cost of parsing a session.
-    items: Vec<Value>,
-    members: Vec<(String, Value)>,
+    items: Vec<Node<S>>,
+    members: Vec<(S, Node<S>)>,
 }
 
-impl State {
+impl<S> State<S> {
     /// The state of a parse allowing `max_depth` levels (clamped to
     /// [`MAX_DEPTH_CAP`]).
     pub(crate) fn new(max_depth: usize) -> Self {
@@ -400,14 +750,14 @@ impl State {
 }
 
 /// Deserializes one value sitting `depth` containers deep.
-pub(crate) struct ValueSeed<'s> {
-    state: &'s mut State,
+pub(crate) struct ValueSeed<'s, S = String> {
+    state: &'s mut State<S>,
     depth: usize,
 }
 
-impl<'s> ValueSeed<'s> {
+impl<'s, S> ValueSeed<'s, S> {
     /// A seed for a value `depth` containers deep (0 for the document).
-    pub(crate) fn new(state: &'s mut State, depth: usize) -> Self {
+    pub(crate) fn new(state: &'s mut State<S>, depth: usize) -> Self {
         Self { state, depth }
     }
 
@@ -429,63 +779,67 @@ impl<'s> ValueSeed<'s> {
     }
 }
 
-impl<'de> DeserializeSeed<'de> for ValueSeed<'_> {
-    type Value = Value;
+impl<'de, S: ParsedStr<'de>> DeserializeSeed<'de> for ValueSeed<'_, S> {
+    type Value = Node<S>;
 
-    fn deserialize<D: de::Deserializer<'de>>(self, deserializer: D) -> Result<Value, D::Error> {
+    fn deserialize<D: de::Deserializer<'de>>(self, deserializer: D) -> Result<Node<S>, D::Error> {
         deserializer.deserialize_any(self)
     }
 }
 
-impl<'de> Visitor<'de> for ValueSeed<'_> {
-    type Value = Value;
+impl<'de, S: ParsedStr<'de>> Visitor<'de> for ValueSeed<'_, S> {
+    type Value = Node<S>;
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("a JSON value")
     }
 
-    fn visit_unit<E: de::Error>(self) -> Result<Value, E> {
-        Ok(Value::Null)
+    fn visit_unit<E: de::Error>(self) -> Result<Node<S>, E> {
+        Ok(Node::Null)
     }
 
-    fn visit_bool<E: de::Error>(self, v: bool) -> Result<Value, E> {
-        Ok(Value::Bool(v))
+    fn visit_bool<E: de::Error>(self, v: bool) -> Result<Node<S>, E> {
+        Ok(Node::Bool(v))
     }
 
-    fn visit_i64<E: de::Error>(self, v: i64) -> Result<Value, E> {
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<Node<S>, E> {
         if (-MAX_SAFE_INTEGER..=MAX_SAFE_INTEGER).contains(&v) {
-            Ok(Value::Integer(v))
+            Ok(Node::Integer(v))
         } else {
             Err(self.out_of_range(&v))
         }
     }
 
-    fn visit_u64<E: de::Error>(self, v: u64) -> Result<Value, E> {
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<Node<S>, E> {
         match i64::try_from(v) {
-            Ok(i) if i <= MAX_SAFE_INTEGER => Ok(Value::Integer(i)),
+            Ok(i) if i <= MAX_SAFE_INTEGER => Ok(Node::Integer(i)),
             _ => Err(self.out_of_range(&v)),
         }
     }
 
-    fn visit_f64<E: de::Error>(self, v: f64) -> Result<Value, E> {
+    fn visit_f64<E: de::Error>(self, v: f64) -> Result<Node<S>, E> {
         // serde_json never produces a non-finite double (it refuses `1e400`
         // as out of range), but the model promises finiteness, so check.
         if v.is_finite() {
-            Ok(Value::Float(v))
+            Ok(Node::Float(v))
         } else {
             Err(self.state.refuse(format!("number {v} is not finite")))
         }
     }
 
-    fn visit_str<E: de::Error>(self, v: &str) -> Result<Value, E> {
-        Ok(Value::String(v.to_owned()))
+    fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Node<S>, E> {
+        Ok(Node::String(S::borrowed(v)))
     }
 
-    fn visit_string<E: de::Error>(self, v: String) -> Result<Value, E> {
-        Ok(Value::String(v))
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<Node<S>, E> {
+        Ok(Node::String(S::copied(v)))
     }
 
-    fn visit_seq<A: SeqAccess<'de>>(mut self, mut seq: A) -> Result<Value, A::Error> {
+    fn visit_string<E: de::Error>(self, v: String) -> Result<Node<S>, E> {
+        Ok(Node::String(S::owned(v)))
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(mut self, mut seq: A) -> Result<Node<S>, A::Error> {
         let depth = self.enter()?;
         let state = self.state;
         let start = state.items.len();
@@ -495,17 +849,20 @@ impl<'de> Visitor<'de> for ValueSeed<'_> {
         })? {
             state.items.push(item);
         }
-        Ok(Value::Array(state.items.drain(start..).collect()))
+        Ok(Node::Array(state.items.drain(start..).collect()))
     }
 
-    fn visit_map<A: MapAccess<'de>>(mut self, mut map: A) -> Result<Value, A::Error> {
+    fn visit_map<A: MapAccess<'de>>(mut self, mut map: A) -> Result<Node<S>, A::Error> {
         let depth = self.enter()?;
         let state = self.state;
         let start = state.members.len();
-        while let Some(key) = map.next_key::<String>()? {
+        while let Some(key) = map.next_key_seed(KeySeed(PhantomData))? {
+            let key: S = key;
             let siblings = &state.members[start..];
-            if siblings.len() < LINEAR_DUPLICATE_SCAN && siblings.iter().any(|(k, _)| *k == key) {
-                return Err(state.refuse(duplicate_key(&key)));
+            if siblings.len() < LINEAR_DUPLICATE_SCAN
+                && siblings.iter().any(|(k, _)| k.as_ref() == key.as_ref())
+            {
+                return Err(state.refuse(duplicate_key(key.as_ref())));
             }
             let value = map.next_value_seed(ValueSeed {
                 state: &mut *state,
@@ -518,14 +875,46 @@ impl<'de> Visitor<'de> for ValueSeed<'_> {
             // Large objects (a map keyed by message id, say): sort references
             // to the keys instead of comparing every pair or cloning them
             // into a set.
-            let mut keys: Vec<&str> = siblings.iter().map(|(k, _)| k.as_str()).collect();
+            let mut keys: Vec<&str> = siblings.iter().map(|(k, _)| k.as_ref()).collect();
             keys.sort_unstable();
             if let Some(pair) = keys.windows(2).find(|pair| pair[0] == pair[1]) {
                 let detail = duplicate_key(pair[0]);
                 return Err(state.refuse(detail));
             }
         }
-        Ok(Value::Object(state.members.drain(start..).collect()))
+        Ok(Node::Object(state.members.drain(start..).collect()))
+    }
+}
+
+/// Deserializes an object key as `S`, borrowing it from the input when it has
+/// no escapes.
+struct KeySeed<S>(PhantomData<S>);
+
+impl<'de, S: ParsedStr<'de>> DeserializeSeed<'de> for KeySeed<S> {
+    type Value = S;
+
+    fn deserialize<D: de::Deserializer<'de>>(self, deserializer: D) -> Result<S, D::Error> {
+        deserializer.deserialize_str(self)
+    }
+}
+
+impl<'de, S: ParsedStr<'de>> Visitor<'de> for KeySeed<S> {
+    type Value = S;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("an object key")
+    }
+
+    fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<S, E> {
+        Ok(S::borrowed(v))
+    }
+
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<S, E> {
+        Ok(S::copied(v))
+    }
+
+    fn visit_string<E: de::Error>(self, v: String) -> Result<S, E> {
+        Ok(S::owned(v))
     }
 }
 

@@ -6,7 +6,7 @@
 //! duplicate keys and out-of-range integers).
 
 use crate::bounded_read;
-use crate::json::{self, Layout, Value};
+use crate::json::{self, Layout, Node, Packed, Value};
 use crate::signing::{SignatureState, SigningKey};
 use crate::{atomic_write, Error, Result};
 use std::path::Path;
@@ -31,11 +31,12 @@ impl Default for Limits {
     }
 }
 
-/// A verified session document.
+/// A verified session document: owned ([`Value`], from [`load`]) or packed
+/// into the bytes of its file ([`Packed`], from [`verify_packed`]).
 #[derive(Debug)]
-pub struct Loaded {
+pub struct Loaded<D = Value> {
     /// The parsed document (a JSON object), members in file order.
-    pub document: Value,
+    pub document: D,
     /// Whether it carried a signature (a missing one is the caller's policy).
     pub signature: SignatureState,
     /// Size of the file in bytes.
@@ -96,15 +97,44 @@ pub fn load(path: &Path, key: &SigningKey, limits: Limits) -> Result<Loaded> {
 /// Everything [`load`] returns except the read errors.
 pub(crate) fn verify_bytes(bytes: &[u8], key: &SigningKey, limits: Limits) -> Result<Loaded> {
     let document = json::parse(bytes, limits.max_depth)?;
-    if !matches!(document, Value::Object(_)) {
+    let signature = signature_of(&document, key)?;
+    Ok(loaded(document, signature, bytes.len()))
+}
+
+/// Parses and verifies session bytes already read under the size gate, as
+/// [`load`] does, and returns the verified document packed into those same
+/// bytes ([`json::parse_packed`]): for a caller that hands the whole buffer
+/// on and refers to the strings inside it (the NIF, which makes them
+/// sub-binaries) instead of copying each one.
+///
+/// The signature is checked on the parsed tree before anything is packed;
+/// packing moves strings, never changes them.
+///
+/// # Errors
+/// Everything [`load`] returns except the read errors.
+pub fn verify_packed(bytes: Vec<u8>, key: &SigningKey, limits: Limits) -> Result<Loaded<Packed>> {
+    let size = bytes.len();
+    let (document, signature) = json::parse_packed(bytes, limits.max_depth, |document| {
+        signature_of(document, key)
+    })?;
+    Ok(loaded(document, signature, size))
+}
+
+/// The object check and signature check of every load path.
+fn signature_of<S: AsRef<str>>(document: &Node<S>, key: &SigningKey) -> Result<SignatureState> {
+    if !matches!(document, Node::Object(_)) {
         return Err(Error::NotAnObject);
     }
-    let signature = key.verify_document(&document)?;
-    Ok(Loaded {
+    key.verify_document(document)
+}
+
+/// A verified document with the size of the bytes it came from.
+fn loaded<D>(document: D, signature: SignatureState, size: usize) -> Loaded<D> {
+    Loaded {
         document,
         signature,
-        size: bytes.len() as u64,
-    })
+        size: size as u64,
+    }
 }
 
 /// Signs `document`, lays its members out in [`MEMBER_ORDER`] and writes it
@@ -115,16 +145,28 @@ pub(crate) fn verify_bytes(bytes: &[u8], key: &SigningKey, limits: Limits) -> Re
 /// over `limits.max_file_size` (nothing is written: a store that writes files
 /// it later refuses to load would lose sessions); I/O errors of
 /// [`atomic_write::write_atomic`], which leaves the old file untouched.
-pub fn save(path: &Path, mut document: Value, key: &SigningKey, limits: Limits) -> Result<u64> {
+pub fn save<S>(path: &Path, mut document: Node<S>, key: &SigningKey, limits: Limits) -> Result<u64>
+where
+    S: AsRef<str> + From<String>,
+{
     // Sign first: JCS makes the signature independent of member order, so the
     // layout below is free to put key_id with the metadata.
-    key.sign_document(&mut document)?;
-    let Value::Object(members) = &mut document else {
+    let canonical_len = key.sign_document_measured(&mut document)?;
+    let Node::Object(members) = &mut document else {
         return Err(Error::NotAnObject);
     };
-    members.sort_by_key(|(k, _)| member_rank(k));
-    let mut bytes = Vec::new();
-    json::to_writer(&document, &mut bytes, Layout::Pretty)?;
+    members.sort_by_key(|(k, _)| member_rank(k.as_ref()));
+    // The pretty text is the canonical text plus indentation, the signature
+    // and a few number spellings; size the buffer once rather than let it
+    // double its way up (each step a copy of everything so far). A quarter
+    // more covers the indentation of all but documents made of tiny values,
+    // which then grow once.
+    let estimate = canonical_len.saturating_add(canonical_len / 4 + 256);
+    let mut bytes = Vec::with_capacity(usize::try_from(estimate).unwrap_or(usize::MAX));
+    json::append_to(&document, &mut bytes, Layout::Pretty)?;
+    // The tree is not needed any more: free it before the write and its
+    // fsyncs rather than after.
+    drop(document);
     let size = bytes.len() as u64;
     if size > limits.max_file_size {
         return Err(Error::DocumentTooLarge {

@@ -54,7 +54,7 @@
 //!
 //! [RFC 5869]: https://www.rfc-editor.org/rfc/rfc5869
 
-use crate::json::Value;
+use crate::json::Node;
 use crate::machine_secret::MachineSecret;
 use crate::{canonical, Error, Result};
 use base64::engine::general_purpose::STANDARD as BASE64;
@@ -194,30 +194,48 @@ impl SigningKey {
     /// * [`Error::Unrepresentable`] — the document holds a non-finite float
     ///   (it has no canonical form). The document then carries our `key_id`
     ///   and no signature.
-    pub fn sign_document(&self, doc: &mut Value) -> Result<()> {
-        let Value::Object(members) = doc else {
+    pub fn sign_document<S>(&self, doc: &mut Node<S>) -> Result<()>
+    where
+        S: AsRef<str> + From<String>,
+    {
+        self.sign_document_measured(doc).map(|_| ())
+    }
+
+    /// [`SigningKey::sign_document`], returning the length of the canonical
+    /// bytes that were MACed: a lower bound (give or take a few number
+    /// spellings) on the size of any JSON text of the document, which lets a
+    /// writer size its buffer once.
+    pub(crate) fn sign_document_measured<S>(&self, doc: &mut Node<S>) -> Result<u64>
+    where
+        S: AsRef<str> + From<String>,
+    {
+        let Node::Object(members) = doc else {
             return Err(Error::NotAnObject);
         };
-        let key_id = Value::String(self.key_id.clone());
-        if let Some((_, value)) = members.iter_mut().find(|(k, _)| k == KEY_ID_MEMBER) {
+        let key_id = Node::String(S::from(self.key_id.clone()));
+        if let Some((_, value)) = members
+            .iter_mut()
+            .find(|(k, _)| k.as_ref() == KEY_ID_MEMBER)
+        {
             *value = key_id;
         } else {
             let at = members
                 .iter()
-                .position(|(k, _)| k == SIGNATURE_MEMBER)
+                .position(|(k, _)| k.as_ref() == SIGNATURE_MEMBER)
                 .unwrap_or(members.len());
-            members.insert(at, (KEY_ID_MEMBER.to_owned(), key_id));
+            members.insert(at, (S::from(KEY_ID_MEMBER.to_owned()), key_id));
         }
-        members.retain(|(k, _)| k != SIGNATURE_MEMBER);
+        members.retain(|(k, _)| k.as_ref() != SIGNATURE_MEMBER);
 
-        let tag = self.document_hmac(doc)?.finalize().into_bytes();
-        if let Value::Object(members) = doc {
+        let (mac, measured) = self.document_hmac(doc)?;
+        let tag = mac.finalize().into_bytes();
+        if let Node::Object(members) = doc {
             members.push((
-                SIGNATURE_MEMBER.to_owned(),
-                Value::String(BASE64.encode(tag)),
+                S::from(SIGNATURE_MEMBER.to_owned()),
+                Node::String(S::from(BASE64.encode(tag))),
             ));
         }
-        Ok(())
+        Ok(measured)
     }
 
     /// Verifies a document's signature.
@@ -235,11 +253,16 @@ impl SigningKey {
     /// * [`Error::SignatureMismatch`] — the MAC does not match: the document
     ///   changed after signing (or its `key_id` was forged to ours).
     /// * [`Error::Unrepresentable`] — a non-finite float (no canonical form).
-    pub fn verify_document(&self, doc: &Value) -> Result<SignatureState> {
-        let Value::Object(members) = doc else {
+    pub fn verify_document<S: AsRef<str>>(&self, doc: &Node<S>) -> Result<SignatureState> {
+        let Node::Object(members) = doc else {
             return Err(Error::NotAnObject);
         };
-        let member = |name: &str| members.iter().find(|(k, _)| k == name).map(|(_, v)| v);
+        let member = |name: &str| {
+            members
+                .iter()
+                .find(|(k, _)| k.as_ref() == name)
+                .map(|(_, v)| v)
+        };
 
         let Some(signature) = member(SIGNATURE_MEMBER) else {
             return Ok(SignatureState::Unsigned);
@@ -249,12 +272,13 @@ impl SigningKey {
         match member(KEY_ID_MEMBER) {
             None => {}
             // key_id is public; a plain comparison leaks nothing.
-            Some(Value::String(found)) if *found == self.key_id => {}
-            Some(Value::String(found)) => return Err(foreign(found)),
+            Some(Node::String(found)) if found.as_ref() == self.key_id => {}
+            Some(Node::String(found)) => return Err(foreign(found.as_ref())),
             Some(_) => return Err(Error::MalformedSignature),
         }
 
         self.document_hmac(doc)?
+            .0
             .verify_slice(&tag)
             .map_err(|_| Error::SignatureMismatch)?;
         Ok(SignatureState::Signed)
@@ -269,25 +293,33 @@ impl SigningKey {
     }
 
     /// The MAC state after absorbing the canonical document minus its
-    /// signature member, streamed without an intermediate buffer.
-    fn document_hmac(&self, doc: &Value) -> Result<HmacSha256> {
-        let mut mac = self.hmac();
-        canonical::write_without_member(doc, SIGNATURE_MEMBER, &mut MacWriter(&mut mac))?;
-        Ok(mac)
+    /// signature member, streamed without an intermediate buffer, and the
+    /// number of bytes absorbed.
+    fn document_hmac<S: AsRef<str>>(&self, doc: &Node<S>) -> Result<(HmacSha256, u64)> {
+        let mut writer = MacWriter {
+            mac: self.hmac(),
+            written: 0,
+        };
+        canonical::write_without_member(doc, SIGNATURE_MEMBER, &mut writer)?;
+        Ok((writer.mac, writer.written))
     }
 }
 
 /// Feeds whatever the canonical writer emits into the MAC.
-struct MacWriter<'a>(&'a mut HmacSha256);
+struct MacWriter {
+    mac: HmacSha256,
+    written: u64,
+}
 
-impl io::Write for MacWriter<'_> {
+impl io::Write for MacWriter {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.0.update(buf);
+        self.write_all(buf)?;
         Ok(buf.len())
     }
 
     fn write_all(&mut self, buf: &[u8]) -> io::Result<()> {
-        self.0.update(buf);
+        self.mac.update(buf);
+        self.written += buf.len() as u64;
         Ok(())
     }
 
@@ -297,10 +329,11 @@ impl io::Write for MacWriter<'_> {
 }
 
 /// Decodes the `"signature"` member into a 32-byte tag.
-fn decode_signature(value: &Value) -> Result<[u8; TAG_LEN]> {
-    let Value::String(text) = value else {
+fn decode_signature<S: AsRef<str>>(value: &Node<S>) -> Result<[u8; TAG_LEN]> {
+    let Node::String(text) = value else {
         return Err(Error::MalformedSignature);
     };
+    let text = text.as_ref();
     // Checked first so an attacker-sized string is never decoded. The
     // standard engine also rejects non-zero trailing bits, so each tag has
     // exactly one accepted spelling.

@@ -200,6 +200,22 @@ fn escapes_are_found_at_every_position_of_a_long_string() {
     }
 }
 
+#[test]
+fn a_long_string_with_escapes_and_multibyte_characters_is_written_whole_through_a_writer() {
+    // Longer than the writer's internal chunks, with every alignment of the
+    // multi-byte characters against them.
+    for prefix in 0..4 {
+        let s = format!(
+            "{}{}",
+            "a".repeat(prefix),
+            "é😀\"\n\u{1}xyz/".repeat(20_000)
+        );
+        let mut out = Vec::new();
+        canonical::write(&Value::String(s.clone()), &mut out).unwrap();
+        assert_eq!(out, serde_json::to_vec(&s).unwrap(), "prefix {prefix}");
+    }
+}
+
 // ---- key order -----------------------------------------------------------------
 
 #[test]
@@ -443,6 +459,16 @@ proptest! {
         prop_assert_eq!(
             canonical::key_order(&a, &b),
             a.encode_utf16().cmp(b.encode_utf16())
+        );
+    }
+
+    #[test]
+    fn a_borrowed_parse_canonicalizes_exactly_as_an_owned_one(v in value()) {
+        let text = json::to_vec(&v, Layout::Pretty).unwrap();
+        let borrowed = json::parse_borrowed(&text, MAX_DEPTH_CAP).unwrap();
+        prop_assert_eq!(
+            canonical::to_vec(&borrowed).unwrap(),
+            canonical::to_vec(&json::parse(&text, MAX_DEPTH_CAP).unwrap()).unwrap()
         );
     }
 

@@ -611,3 +611,286 @@ fn arbitrary_doubles_read_back_exactly() {
         &failures[..failures.len().min(5)]
     );
 }
+
+// ---- borrowed and packed parsing -----------------------------------------------
+
+use jido_core::json::{Document, Node, Packed, Span};
+use std::borrow::Cow;
+
+/// The owned value of a packed document, read back through its spans.
+fn unpacked(packed: &Packed) -> Value {
+    fn walk(node: &Node<Span>, packed: &Packed) -> Value {
+        let text = |span: &Span| String::from_utf8(packed.text(span).to_vec()).unwrap();
+        match node {
+            Node::Null => Value::Null,
+            Node::Bool(b) => Value::Bool(*b),
+            Node::Integer(i) => Value::Integer(*i),
+            Node::Float(f) => Value::Float(*f),
+            Node::String(s) => Value::String(text(s)),
+            Node::Array(items) => Value::Array(items.iter().map(|v| walk(v, packed)).collect()),
+            Node::Object(members) => Value::Object(
+                members
+                    .iter()
+                    .map(|(k, v)| (text(k), walk(v, packed)))
+                    .collect(),
+            ),
+        }
+    }
+    walk(&packed.root, packed)
+}
+
+fn pack(text: &str) -> Packed {
+    json::parse_packed(text.as_bytes().to_vec(), DEPTH, |_| Ok(()))
+        .unwrap()
+        .0
+}
+
+/// Every string of a packed tree, keys included, in document order.
+fn spans(packed: &Packed) -> Vec<Span> {
+    fn walk(node: &Node<Span>, out: &mut Vec<Span>) {
+        match node {
+            Node::String(s) => out.push(s.clone()),
+            Node::Array(items) => items.iter().for_each(|v| walk(v, out)),
+            Node::Object(members) => {
+                for (k, v) in members {
+                    out.push(k.clone());
+                    walk(v, out);
+                }
+            }
+            _ => {}
+        }
+    }
+    let mut out = Vec::new();
+    walk(&packed.root, &mut out);
+    out
+}
+
+#[test]
+fn parse_borrowed_borrows_strings_and_keys_without_escapes_and_decodes_the_others() {
+    let text = r#"{"plain":"text","esc\"aped":"a\nb","list":["x","\u0041"]}"#;
+    let doc: Document<'_> = json::parse_borrowed(text.as_bytes(), DEPTH).unwrap();
+    let Node::Object(members) = &doc else {
+        panic!("not an object")
+    };
+    assert!(matches!(&members[0].0, Cow::Borrowed("plain")));
+    assert!(matches!(&members[0].1, Node::String(Cow::Borrowed("text"))));
+    assert!(matches!(&members[1].0, Cow::Owned(k) if k == "esc\"aped"));
+    assert!(matches!(&members[1].1, Node::String(Cow::Owned(s)) if s == "a\nb"));
+    let Node::Array(items) = &members[2].1 else {
+        panic!("not an array")
+    };
+    assert!(matches!(&items[0], Node::String(Cow::Borrowed("x"))));
+    assert!(matches!(&items[1], Node::String(Cow::Owned(s)) if s == "A"));
+    assert_eq!(doc.into_owned(), parse(text).unwrap());
+}
+
+#[test]
+fn parse_borrowed_refuses_exactly_what_parse_refuses_with_the_same_detail() {
+    let hostile = [
+        r#"{"a":1,"a":2}"#.to_owned(),
+        r#"{"k":{"x":1,"\u0078":2}}"#.to_owned(),
+        nested("[", "]", DEPTH + 1),
+        nested("[", "]", 100_000),
+        "9007199254740992".to_owned(),
+        "1e400".to_owned(),
+        "\"\\ud800\"".to_owned(),
+        "\"a\u{1}b\"".to_owned(),
+        "{\"a\":1,}".to_owned(),
+        "[1] x".to_owned(),
+        String::new(),
+    ];
+    for text in &hostile {
+        let owned = refusal(json::parse(text.as_bytes(), DEPTH));
+        let borrowed =
+            refusal(json::parse_borrowed(text.as_bytes(), DEPTH).map(Document::into_owned));
+        assert_eq!(borrowed, owned, "{text:?}");
+        let packed = refusal(
+            json::parse_packed(text.as_bytes().to_vec(), DEPTH, |_| Ok(()))
+                .map(|(p, ())| unpacked(&p)),
+        );
+        assert_eq!(packed, owned, "{text:?}");
+    }
+    let bad_utf8 = b"{\"a\":\"\xff\"}";
+    assert_eq!(
+        refusal(json::parse_borrowed(bad_utf8, DEPTH).map(Document::into_owned)),
+        refusal(json::parse(bad_utf8, DEPTH))
+    );
+}
+
+#[test]
+fn a_packed_document_writes_each_escaped_string_over_its_escaped_form() {
+    let text = r#"{"a":"x\ny","b":"plain","c":"\u00e9\ud83d\ude00"}"#;
+    let packed = pack(text);
+    assert_eq!(packed.bytes.len(), text.len());
+    assert_eq!(unpacked(&packed), parse(text).unwrap());
+    // Every string of this document sits in the buffer, each where the file
+    // spelled it: after its opening quote.
+    for span in spans(&packed) {
+        let Span::At { start, .. } = span else {
+            panic!("{span:?} was not placed")
+        };
+        assert_eq!(packed.bytes[start - 1], b'"');
+    }
+}
+
+#[test]
+fn escaped_keys_and_a_top_level_string_are_placed_too() {
+    let text = "  \"a\\tb\"  ";
+    let packed = pack(text);
+    assert_eq!(packed.root, Node::String(Span::At { start: 3, len: 3 }));
+    assert_eq!(packed.text(&Span::At { start: 3, len: 3 }), b"a\tb");
+
+    let text = r#"{"k\"1":1,"k\"2":[true,null,"v\\"]}"#;
+    let packed = pack(text);
+    assert_eq!(unpacked(&packed), parse(text).unwrap());
+}
+
+#[test]
+fn escaped_strings_in_a_row_are_each_placed_over_their_own_escaped_form() {
+    let text = r#"["a\n","\\","b\"\\\"",{"\n":"c\"d"},"e\\"]"#;
+    let packed = pack(text);
+    assert_eq!(unpacked(&packed), parse(text).unwrap());
+    for span in spans(&packed) {
+        let Span::At { start, .. } = span else {
+            panic!("{span:?} was not placed")
+        };
+        assert_eq!(packed.bytes[start - 1], b'"');
+    }
+}
+
+#[test]
+fn empty_strings_and_strings_beside_numbers_and_literals_are_placed() {
+    let text = r#"["",1.5e3,"\"",true,"",-7,"x\/y",null]"#;
+    let packed = pack(text);
+    assert_eq!(unpacked(&packed), parse(text).unwrap());
+    assert!(spans(&packed)
+        .iter()
+        .all(|span| matches!(span, Span::At { .. })));
+}
+
+#[test]
+fn parse_packed_returns_what_check_returns_and_stops_at_its_error() {
+    let (_, seen) = json::parse_packed(br#"{"a":"b"}"#.to_vec(), DEPTH, |doc| {
+        Ok(doc.get("a").and_then(Node::as_str).map(str::to_owned))
+    })
+    .unwrap();
+    assert_eq!(seen.as_deref(), Some("b"));
+    let refused = json::parse_packed(b"{}".to_vec(), DEPTH, |_| -> jido_core::Result<()> {
+        Err(Error::NotAnObject)
+    });
+    assert!(matches!(refused, Err(Error::NotAnObject)));
+}
+
+/// JSON text for `v` with every string spelled in one of several ways chosen
+/// by `choices` — minimal escapes, every character as `\u` escapes, or with
+/// `\/` — and random whitespace between tokens: what a hand-edited or
+/// foreign file may hold.
+fn respelled(v: &Value, choices: &mut impl Iterator<Item = u8>) -> String {
+    fn string(s: &str, choice: u8, out: &mut String) {
+        out.push('"');
+        for c in s.chars() {
+            match (choice % 3, c) {
+                (1, _) => {
+                    let mut units = [0u16; 2];
+                    for unit in c.encode_utf16(&mut units) {
+                        out.push_str(&format!("\\u{unit:04X}"));
+                    }
+                }
+                (2, '/') => out.push_str("\\/"),
+                (_, '"') => out.push_str("\\\""),
+                (_, '\\') => out.push_str("\\\\"),
+                (_, c) if u32::from(c) < 0x20 => out.push_str(&format!("\\u{:04x}", u32::from(c))),
+                (_, c) => out.push(c),
+            }
+        }
+        out.push('"');
+    }
+    fn space(choices: &mut impl Iterator<Item = u8>, out: &mut String) {
+        let n = choices.next().unwrap_or(0) % 4;
+        for _ in 0..n {
+            out.push([' ', '\n', '\t', '\r'][usize::from(n)]);
+        }
+    }
+    fn walk(v: &Value, choices: &mut impl Iterator<Item = u8>, out: &mut String) {
+        space(choices, out);
+        match v {
+            Value::String(s) => string(s, choices.next().unwrap_or(0), out),
+            Value::Array(items) => {
+                out.push('[');
+                for (i, item) in items.iter().enumerate() {
+                    if i > 0 {
+                        out.push(',');
+                    }
+                    walk(item, choices, out);
+                }
+                space(choices, out);
+                out.push(']');
+            }
+            Value::Object(members) => {
+                out.push('{');
+                for (i, (k, item)) in members.iter().enumerate() {
+                    if i > 0 {
+                        out.push(',');
+                    }
+                    space(choices, out);
+                    string(k, choices.next().unwrap_or(0), out);
+                    space(choices, out);
+                    out.push(':');
+                    walk(item, choices, out);
+                }
+                space(choices, out);
+                out.push('}');
+            }
+            scalar => out.push_str(
+                std::str::from_utf8(&json::to_vec(scalar, Layout::Compact).unwrap()).unwrap(),
+            ),
+        }
+        space(choices, out);
+    }
+    let mut out = String::new();
+    walk(v, choices, &mut out);
+    out
+}
+
+proptest! {
+    #[test]
+    fn borrowed_and_packed_parses_read_any_spelling_as_parse_does(
+        v in value(),
+        choices in prop::collection::vec(any::<u8>(), 0..64),
+    ) {
+        let mut cycle = choices.iter().copied().cycle();
+        let text = if choices.is_empty() {
+            String::from_utf8(json::to_vec(&v, Layout::Pretty).unwrap()).unwrap()
+        } else {
+            respelled(&v, &mut cycle)
+        };
+        let expected = json::parse(text.as_bytes(), MAX_DEPTH_CAP).unwrap();
+        prop_assert_eq!(&expected, &v);
+        let borrowed = json::parse_borrowed(text.as_bytes(), MAX_DEPTH_CAP).unwrap();
+        prop_assert_eq!(&borrowed.into_owned(), &expected);
+        let (packed, ()) = json::parse_packed(text.clone().into_bytes(), MAX_DEPTH_CAP, |_| Ok(())).unwrap();
+        prop_assert_eq!(packed.bytes.len(), text.len());
+        prop_assert_eq!(&unpacked(&packed), &expected);
+        // ... and every string found its place in the buffer.
+        let placed = spans(&packed).iter().all(|s| matches!(s, Span::At { .. }));
+        prop_assert!(placed, "a string was left unplaced in {:?}", text);
+    }
+
+    #[test]
+    fn borrowed_and_packed_parses_refuse_a_corrupted_document_as_parse_does(
+        v in value(),
+        at in any::<prop::sample::Index>(),
+        byte in any::<u8>(),
+    ) {
+        let mut text = json::to_vec(&v, Layout::Pretty).unwrap();
+        if !text.is_empty() {
+            let i = at.index(text.len());
+            text[i] = byte;
+        }
+        let owned = json::parse(&text, 16).map_err(|e| e.to_string());
+        let borrowed = json::parse_borrowed(&text, 16).map(Document::into_owned).map_err(|e| e.to_string());
+        prop_assert_eq!(&borrowed, &owned);
+        let packed = json::parse_packed(text.clone(), 16, |_| Ok(())).map(|(p, ())| unpacked(&p)).map_err(|e| e.to_string());
+        prop_assert_eq!(&packed, &owned);
+    }
+}

@@ -69,10 +69,12 @@ fn document_sign<'a>(
     bytes: Binary<'a>,
     max_depth: usize,
 ) -> NifResult<Binary<'a>> {
-    let mut doc = jido_core::json::parse(bytes.as_slice(), max_depth)?;
+    let mut doc = jido_core::json::parse_borrowed(bytes.as_slice(), max_depth)?;
     key.0.sign_document(&mut doc)?;
+    // Compact output is about the size of the input plus key_id and
+    // signature; a larger one just grows the vector.
     let mut out = Vec::with_capacity(bytes.len() + 128);
-    jido_core::json::to_writer(&doc, &mut out, jido_core::json::Layout::Compact)?;
+    jido_core::json::append_to(&doc, &mut out, jido_core::json::Layout::Compact)?;
     Ok(terms::new_binary(env, &out))
 }
 
@@ -83,7 +85,7 @@ fn document_verify(
     bytes: Binary,
     max_depth: usize,
 ) -> NifResult<Atom> {
-    let doc = jido_core::json::parse(bytes.as_slice(), max_depth)?;
+    let doc = jido_core::json::parse_borrowed(bytes.as_slice(), max_depth)?;
     Ok(signature_atom(key.0.verify_document(&doc)?))
 }
 

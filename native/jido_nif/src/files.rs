@@ -5,6 +5,7 @@ use crate::error::{Done, NifError, NifResult};
 use crate::terms::{self, new_binary};
 use jido_core::json::Value;
 use jido_core::session::{self, Limits};
+use jido_core::signing::SigningKey;
 use jido_core::{atomic_write, bounded_read, listing};
 use rustler::{Atom, Binary, Encoder, Env, ResourceArc, Term};
 use std::ffi::OsStr;
@@ -64,8 +65,23 @@ fn session_load<'a>(
         max_file_size,
         max_depth,
     };
-    let loaded = session::load(path_of(&path), &key.0, limits)?;
-    let document = terms::to_term(env, &loaded.document);
+    let bytes = bounded_read::read_regular(path_of(&path), max_file_size)?;
+    load_verified(env, bytes, &key.0, limits)
+}
+
+/// Parses and verifies session `bytes` read under the size gate, then builds
+/// the `{document, signature_state, size}` result. Shared by
+/// `session_load/4` and `session_lock_load/4`.
+pub fn load_verified<'a>(
+    env: Env<'a>,
+    bytes: Vec<u8>,
+    key: &SigningKey,
+    limits: Limits,
+) -> NifResult<(Term<'a>, Atom, u64)> {
+    // Verified before any term exists; packing then moves each decoded
+    // string into the file buffer, over its escaped form.
+    let loaded = session::verify_packed(bytes, key, limits)?;
+    let document = terms::packed_to_term(env, loaded.document);
     Ok((document, signature_atom(loaded.signature), loaded.size))
 }
 

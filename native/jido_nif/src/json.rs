@@ -7,10 +7,13 @@ use jido_core::json::{self, Layout};
 use rustler::{Binary, Env, Term};
 
 /// `json_decode(binary, max_depth) :: {:ok, term} | {:error, {:invalid_json, detail}}`
+///
+/// Decodes a copy of the input packed as `session_load/4` packs a file, so
+/// that long strings, escaped or not, are sub-binaries of one buffer.
 #[rustler::nif(schedule = "DirtyCpu")]
 fn json_decode<'a>(env: Env<'a>, bytes: Binary<'a>, max_depth: usize) -> NifResult<Term<'a>> {
-    let value = json::parse(bytes.as_slice(), max_depth)?;
-    Ok(terms::to_term(env, &value))
+    let (packed, ()) = json::parse_packed(bytes.as_slice().to_vec(), max_depth, |_| Ok(()))?;
+    Ok(terms::packed_to_term(env, packed))
 }
 
 /// `json_encode(term, pretty?, max_depth) :: {:ok, binary} | {:error, {:unsupported_term, detail}}`
@@ -27,8 +30,7 @@ fn json_encode<'a>(
     } else {
         Layout::Compact
     };
-    let mut out = Vec::new();
-    json::to_writer(&value, &mut out, layout)?;
+    let out = json::to_vec(&value, layout)?;
     Ok(new_binary(env, &out))
 }
 
@@ -39,7 +41,7 @@ fn json_canonicalize<'a>(
     bytes: Binary<'a>,
     max_depth: usize,
 ) -> NifResult<Binary<'a>> {
-    let value = json::parse(bytes.as_slice(), max_depth)?;
-    let out = canonical::to_vec(&value)?;
+    let document = json::parse_borrowed(bytes.as_slice(), max_depth)?;
+    let out = canonical::to_vec(&document)?;
     Ok(new_binary(env, &out))
 }

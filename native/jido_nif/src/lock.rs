@@ -1,9 +1,9 @@
 //! Resume-lock NIFs: an exclusive advisory lock on a session file, held from
 //! load to delete so two resumers (even in two OS processes) never both win.
 
-use crate::crypto::{path_of, signature_atom, KeyResource};
+use crate::crypto::{path_of, KeyResource};
 use crate::error::{Done, NifResult};
-use crate::terms;
+use crate::files::load_verified;
 use jido_core::session::Limits;
 use jido_core::session_lock::{self, LockedSession};
 use jido_core::Error;
@@ -48,12 +48,12 @@ fn session_lock_load<'a>(
         max_file_size,
         max_depth,
     };
-    let loaded = lock.with(|held| match held {
-        Some(locked) => Ok(locked.load(&key.0, limits)?),
+    // Only the read needs the lock's mutex; parse and verify run after it.
+    let bytes = lock.with(|held| match held {
+        Some(locked) => Ok(locked.read(limits)?),
         None => Err(Error::NotFound.into()),
     })?;
-    let document = terms::to_term(env, &loaded.document);
-    Ok((document, signature_atom(loaded.signature), loaded.size))
+    load_verified(env, bytes, &key.0, limits)
 }
 
 /// `session_lock_remove(lock) :: :ok | {:error, reason}` — deletes the locked

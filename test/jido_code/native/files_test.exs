@@ -101,6 +101,41 @@ defmodule JidoCode.Native.FilesTest do
       assert loaded["conversation"] == [%{"role" => "user", "content" => "hi"}]
     end
 
+    test "long and short strings, with and without escapes, load exactly as saved", %{
+      dir: dir,
+      key: key
+    } do
+      path = Path.join(dir, "s.json")
+      plain = String.duplicate("plain text, nothing to escape. ", 20)
+      escaped = String.duplicate("a \"quote\", a \\ and a newline\n, é😀\t", 20)
+
+      conversation =
+        for i <- 1..40 do
+          %{
+            "id" => "m#{i}",
+            "role" => "user",
+            "content" => if(rem(i, 2) == 0, do: plain, else: escaped)
+          }
+        end
+
+      doc = %{
+        "conversation" => conversation,
+        "prompt_history" => [escaped, escaped, plain, "x\n", ""],
+        "x-ext" => %{"key\nwith escape" => escaped, String.duplicate("k", 80) => plain},
+        "name" => "n\"ame"
+      }
+
+      assert {:ok, size} = Native.session_save(path, doc, key, 10 * @mib, 64)
+      assert {:ok, {loaded, :signed, ^size}} = Native.session_load(path, key, 10 * @mib, 64)
+      assert Map.drop(loaded, ["key_id", "signature"]) == doc
+
+      # Loading again from the returned terms and saving them gives the same
+      # bytes: nothing was changed or shared wrongly between strings.
+      before = File.read!(path)
+      assert {:ok, ^size} = Native.session_save(path, loaded, key, 10 * @mib, 64)
+      assert File.read!(path) == before
+    end
+
     test "a tampered file is rejected and an unsigned one reported", %{dir: dir, key: key} do
       path = Path.join(dir, "s.json")
       {:ok, _} = Native.session_save(path, %{name: "a"}, key, @mib, 64)

@@ -11,6 +11,14 @@ defmodule JidoCode.Native.JsonTest do
                Native.json_decode(json, 64)
     end
 
+    test "returns long strings with and without escapes and repeated keys intact" do
+      plain = String.duplicate("abc ", 50)
+      escaped = String.duplicate("q\"n\n", 50)
+      term = %{"items" => for(i <- 1..20, do: %{"a" => plain, "b" => escaped, "i" => i})}
+      assert {:ok, json} = Native.json_encode(term, true, 64)
+      assert {:ok, ^term} = Native.json_decode(json, 64)
+    end
+
     test "refuses duplicate keys, also nested" do
       assert {:error, {:invalid_json, detail}} = Native.json_decode(~s({"a":1,"a":2}), 64)
       assert detail =~ "duplicate"

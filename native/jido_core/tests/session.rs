@@ -1,0 +1,211 @@
+//! Whole-file load and save: the owned and packed load paths agree on every
+//! document and every refusal, and save writes what they read.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use jido_core::json::{self, Document, Node, Packed, Span, Value};
+use jido_core::machine_secret::MachineSecret;
+use jido_core::session::{self, Limits};
+use jido_core::signing::{SignatureState, SigningKey};
+use jido_core::Error;
+use std::fs;
+use std::path::Path;
+
+fn key() -> SigningKey {
+    SigningKey::derive(&MachineSecret::from_bytes([3; 32]), b"s", None)
+}
+
+fn limits() -> Limits {
+    Limits::default()
+}
+
+/// The owned value of a packed document.
+fn unpacked(packed: &Packed) -> Value {
+    fn walk(node: &Node<Span>, packed: &Packed) -> Value {
+        let text = |span: &Span| String::from_utf8(packed.text(span).to_vec()).unwrap();
+        match node {
+            Node::Null => Value::Null,
+            Node::Bool(b) => Value::Bool(*b),
+            Node::Integer(i) => Value::Integer(*i),
+            Node::Float(f) => Value::Float(*f),
+            Node::String(s) => Value::String(text(s)),
+            Node::Array(items) => Value::Array(items.iter().map(|v| walk(v, packed)).collect()),
+            Node::Object(members) => Value::Object(
+                members
+                    .iter()
+                    .map(|(k, v)| (text(k), walk(v, packed)))
+                    .collect(),
+            ),
+        }
+    }
+    walk(&packed.root, packed)
+}
+
+/// A session whose strings are long and short, with and without escapes, in
+/// arrays and objects, next to numbers and literals.
+fn session_document() -> Value {
+    let message = |i: i64| {
+        format!(
+            r#"{{"id":"m{i}","role":"user","content":"{}","n":{i},"ok":true}}"#,
+            r#"line \"quoted\" \\ \n ünï €😀 "#.repeat(usize::try_from(i).unwrap() % 7 + 1)
+        )
+    };
+    let conversation: Vec<String> = (0..50).map(message).collect();
+    let text = format!(
+        r#"{{"version":1,"id":"abc","name":"n\"ame","project_path":"/tmp/p","conversation":[{}],"todos":[],"prompt_history":["one\n","two\n","three"],"x-ext":{{"k\n":"v"}}}}"#,
+        conversation.join(",")
+    );
+    json::parse(text.as_bytes(), 64).unwrap()
+}
+
+fn saved(dir: &Path, document: Value) -> (std::path::PathBuf, u64) {
+    let path = dir.join("s.json");
+    let size = session::save(&path, document, &key(), limits()).unwrap();
+    (path, size)
+}
+
+#[test]
+fn the_owned_and_packed_loads_of_a_saved_session_are_the_same_document() {
+    let dir = tempfile::tempdir().unwrap();
+    let (path, size) = saved(dir.path(), session_document());
+    let bytes = fs::read(&path).unwrap();
+    assert_eq!(bytes.len() as u64, size);
+
+    let owned = session::load(&path, &key(), limits()).unwrap();
+    assert_eq!(owned.signature, SignatureState::Signed);
+    assert_eq!(owned.size, size);
+
+    let packed = session::verify_packed(bytes.clone(), &key(), limits()).unwrap();
+    assert_eq!(packed.signature, SignatureState::Signed);
+    assert_eq!(packed.size, size);
+    assert_eq!(unpacked(&packed.document), owned.document);
+}
+
+#[test]
+fn the_loaded_document_is_what_was_saved_plus_key_id_and_signature() {
+    let dir = tempfile::tempdir().unwrap();
+    let original = session_document();
+    let (path, _) = saved(dir.path(), original.clone());
+    let mut loaded = session::load(&path, &key(), limits()).unwrap().document;
+    assert_eq!(
+        loaded
+            .remove_member("key_id")
+            .and_then(|v| v.as_str().map(str::to_owned)),
+        Some(key().key_id().to_owned())
+    );
+    assert!(loaded.remove_member("signature").is_some());
+    let sorted = |v: &Value| {
+        let mut members = v.as_object().unwrap().clone();
+        members.sort_by(|a, b| a.0.cmp(&b.0));
+        members
+    };
+    assert_eq!(sorted(&loaded), sorted(&original));
+}
+
+#[test]
+fn every_load_path_refuses_a_tampered_string_alike() {
+    let dir = tempfile::tempdir().unwrap();
+    let (path, _) = saved(dir.path(), session_document());
+    let mut bytes = fs::read(&path).unwrap();
+    // Inside an escaped string: `\"quoted\"` becomes `\"quoteD\"`.
+    let at = bytes.windows(6).position(|w| w == b"quoted").unwrap();
+    bytes[at + 5] = b'D';
+    assert!(matches!(
+        session::verify_packed(bytes.clone(), &key(), limits()),
+        Err(Error::SignatureMismatch)
+    ));
+    fs::write(&path, &bytes).unwrap();
+    assert!(matches!(
+        session::load(&path, &key(), limits()),
+        Err(Error::SignatureMismatch)
+    ));
+}
+
+#[test]
+fn every_load_path_reports_an_unsigned_document_and_refuses_a_non_object() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("s.json");
+    let unsigned = br#"{"id":"x","text":"a\nb"}"#;
+    fs::write(&path, unsigned).unwrap();
+    assert_eq!(
+        session::load(&path, &key(), limits()).unwrap().signature,
+        SignatureState::Unsigned
+    );
+    let packed = session::verify_packed(unsigned.to_vec(), &key(), limits()).unwrap();
+    assert_eq!(packed.signature, SignatureState::Unsigned);
+    assert_eq!(
+        unpacked(&packed.document),
+        json::parse(unsigned, 64).unwrap()
+    );
+
+    for not_object in [&b"[1]"[..], b"\"s\"", b"null"] {
+        fs::write(&path, not_object).unwrap();
+        assert!(matches!(
+            session::load(&path, &key(), limits()),
+            Err(Error::NotAnObject)
+        ));
+        assert!(matches!(
+            session::verify_packed(not_object.to_vec(), &key(), limits()),
+            Err(Error::NotAnObject)
+        ));
+    }
+    let deep = format!("{{\"a\":{}{}}}", "[".repeat(10), "]".repeat(10));
+    let shallow = Limits {
+        max_depth: 5,
+        ..limits()
+    };
+    assert!(matches!(
+        session::verify_packed(deep.into_bytes(), &key(), shallow),
+        Err(Error::InvalidJson(_))
+    ));
+}
+
+#[test]
+fn save_loads_back_a_document_made_of_many_tiny_values() {
+    // Indentation outweighs the values here, so the pretty text is well over
+    // the canonical size the buffer is first sized by.
+    let members: Vec<(String, Value)> = (0..5_000)
+        .map(|i| {
+            (
+                format!("k{i}"),
+                Value::Array(vec![Value::Array(vec![Value::Integer(i)])]),
+            )
+        })
+        .collect();
+    let dir = tempfile::tempdir().unwrap();
+    let (path, size) = saved(dir.path(), Value::Object(members.clone()));
+    assert_eq!(fs::metadata(&path).unwrap().len(), size);
+    let loaded = session::load(&path, &key(), limits()).unwrap().document;
+    assert_eq!(loaded.get("k4999"), members.last().map(|(_, v)| v));
+}
+
+#[test]
+fn save_refuses_a_document_over_the_limit_with_its_full_size() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("s.json");
+    let document = session_document();
+    let full = session::save(&path, document.clone(), &key(), limits()).unwrap();
+    fs::remove_file(&path).unwrap();
+    let small = Limits {
+        max_file_size: 1_000,
+        ..limits()
+    };
+    match session::save(&path, document, &key(), small) {
+        Err(Error::DocumentTooLarge { size, limit }) => {
+            assert_eq!((size, limit), (full, 1_000));
+        }
+        other => panic!("expected DocumentTooLarge, got {other:?}"),
+    }
+    assert!(!path.exists());
+}
+
+#[test]
+fn a_borrowed_document_saves_exactly_as_its_owned_copy() {
+    let text = json::to_vec(&session_document(), json::Layout::Compact).unwrap();
+    let borrowed: Document<'_> = json::parse_borrowed(&text, 64).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let a = dir.path().join("a.json");
+    let b = dir.path().join("b.json");
+    session::save(&a, borrowed.clone(), &key(), limits()).unwrap();
+    session::save(&b, borrowed.into_owned(), &key(), limits()).unwrap();
+    assert_eq!(fs::read(&a).unwrap(), fs::read(&b).unwrap());
+}
