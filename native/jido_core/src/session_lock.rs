@@ -76,10 +76,10 @@
 //!   the sessions directory on a local filesystem.
 //!
 //! ```no_run
-//! use jido_core::{session::Limits, session_lock, signing::SigningKey};
-//! # fn key() -> SigningKey { unimplemented!() }
+//! use jido_core::{machine_secret::MachineSecret, session::Limits, session_lock, signing::SigningKey};
+//! let key = SigningKey::derive(&MachineSecret::from_bytes([7; 32]), b"salt", None);
 //! let mut locked = session_lock::lock("/home/me/.jido_code/sessions/abc.json".as_ref())?;
-//! let loaded = locked.load(&key(), Limits::default())?;
+//! let loaded = locked.load(&key, Limits::default())?;
 //! // ... start the session from `loaded.document` ...
 //! locked.remove()?; // or drop it to keep the file
 //! # Ok::<(), jido_core::Error>(())
