@@ -331,6 +331,30 @@ impl Packed {
     pub fn text<'s>(&'s self, span: &'s Span) -> &'s [u8] {
         span.text(&self.bytes)
     }
+
+    /// The document as an owned [`Value`] (copies every string): for callers
+    /// that want the plain model back, and for checking a packing.
+    pub fn to_value(&self) -> Value {
+        fn walk(node: &Node<Span>, packed: &Packed) -> Value {
+            // Spans always hold UTF-8 (they come from validated strings).
+            let text = |span: &Span| String::from_utf8_lossy(packed.text(span)).into_owned();
+            match node {
+                Node::Null => Value::Null,
+                Node::Bool(b) => Value::Bool(*b),
+                Node::Integer(i) => Value::Integer(*i),
+                Node::Float(f) => Value::Float(*f),
+                Node::String(s) => Value::String(text(s)),
+                Node::Array(items) => Value::Array(items.iter().map(|v| walk(v, packed)).collect()),
+                Node::Object(members) => Value::Object(
+                    members
+                        .iter()
+                        .map(|(k, v)| (text(k), walk(v, packed)))
+                        .collect(),
+                ),
+            }
+        }
+        walk(&self.root, self)
+    }
 }
 
 /// Parses `bytes` exactly as [`parse`] does, lets `check` inspect the result

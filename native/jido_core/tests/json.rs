@@ -617,26 +617,8 @@ fn arbitrary_doubles_read_back_exactly() {
 use jido_core::json::{Document, Node, Packed, Span};
 use std::borrow::Cow;
 
-/// The owned value of a packed document, read back through its spans.
 fn unpacked(packed: &Packed) -> Value {
-    fn walk(node: &Node<Span>, packed: &Packed) -> Value {
-        let text = |span: &Span| String::from_utf8(packed.text(span).to_vec()).unwrap();
-        match node {
-            Node::Null => Value::Null,
-            Node::Bool(b) => Value::Bool(*b),
-            Node::Integer(i) => Value::Integer(*i),
-            Node::Float(f) => Value::Float(*f),
-            Node::String(s) => Value::String(text(s)),
-            Node::Array(items) => Value::Array(items.iter().map(|v| walk(v, packed)).collect()),
-            Node::Object(members) => Value::Object(
-                members
-                    .iter()
-                    .map(|(k, v)| (text(k), walk(v, packed)))
-                    .collect(),
-            ),
-        }
-    }
-    walk(&packed.root, packed)
+    packed.to_value()
 }
 
 fn pack(text: &str) -> Packed {

@@ -2,7 +2,7 @@
 //! document and every refusal, and save writes what they read.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use jido_core::json::{self, Document, Node, Packed, Span, Value};
+use jido_core::json::{self, Document, Packed, Value};
 use jido_core::machine_secret::MachineSecret;
 use jido_core::session::{self, Limits};
 use jido_core::signing::{SignatureState, SigningKey};
@@ -18,26 +18,8 @@ fn limits() -> Limits {
     Limits::default()
 }
 
-/// The owned value of a packed document.
 fn unpacked(packed: &Packed) -> Value {
-    fn walk(node: &Node<Span>, packed: &Packed) -> Value {
-        let text = |span: &Span| String::from_utf8(packed.text(span).to_vec()).unwrap();
-        match node {
-            Node::Null => Value::Null,
-            Node::Bool(b) => Value::Bool(*b),
-            Node::Integer(i) => Value::Integer(*i),
-            Node::Float(f) => Value::Float(*f),
-            Node::String(s) => Value::String(text(s)),
-            Node::Array(items) => Value::Array(items.iter().map(|v| walk(v, packed)).collect()),
-            Node::Object(members) => Value::Object(
-                members
-                    .iter()
-                    .map(|(k, v)| (text(k), walk(v, packed)))
-                    .collect(),
-            ),
-        }
-    }
-    walk(&packed.root, packed)
+    packed.to_value()
 }
 
 /// A session whose strings are long and short, with and without escapes, in
