@@ -57,6 +57,7 @@ defmodule JidoCode.Native do
 
   def session_lock_remove(_lock), do: :erlang.nif_error(:nif_not_loaded)
   def session_lock_release(_lock), do: :erlang.nif_error(:nif_not_loaded)
+  def recover_set_aside_files(_dir), do: :erlang.nif_error(:nif_not_loaded)
 
   # -- Project paths --------------------------------------------------------
 

@@ -43,4 +43,16 @@ defmodule JidoCode.ApplicationTest do
     assert JidoCode.Session.Persistence.Migration.enforced?()
     assert {:ok, _, :signed} = JidoCode.Session.Persistence.load_with_state(id)
   end
+
+  test "start-up puts back a session file that a resume interrupted by a crash had set aside" do
+    home = use_tmp_home!()
+    {id, _} = persist_session!()
+    sessions = Path.join(home, "sessions")
+    aside = Path.join(sessions, ".#{id}.json.0123456789abcdef.removing")
+    File.rename!(JidoCode.Session.Persistence.session_file(id), aside)
+
+    restart_app!()
+    assert File.ls!(sessions) == [id <> ".json"]
+    assert {:ok, _} = JidoCode.Session.Persistence.load(id)
+  end
 end

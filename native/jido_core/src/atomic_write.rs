@@ -266,26 +266,21 @@ const HEX: &[u8; 16] = b"0123456789abcdef";
 /// `.{target}.{16 lowercase hex}.tmp`; anything else — uppercase hex, a
 /// different length, no leading dot, an empty target — is not ours.
 pub fn is_temp_file_name(name: &OsStr, target: Option<&OsStr>) -> bool {
-    let name = name.as_bytes();
-    let Some(rest) = name.strip_prefix(b".") else {
-        return false;
-    };
-    let Some(rest) = rest.strip_suffix(TEMP_SUFFIX) else {
-        return false;
-    };
-    let Some(split) = rest.len().checked_sub(RANDOM_HEX_LEN + 1) else {
-        return false;
-    };
+    match hidden_random_name_target(name, TEMP_SUFFIX) {
+        Some(stem) => target.is_none_or(|t| stem == t.as_bytes()),
+        None => false,
+    }
+}
+
+/// The `{target}` of a name shaped as [`hidden_random_name`] makes it with
+/// `suffix` (`.{target}.{16 lowercase hex}{suffix}`, target non-empty), or
+/// `None` for any other name.
+pub(crate) fn hidden_random_name_target<'n>(name: &'n OsStr, suffix: &[u8]) -> Option<&'n [u8]> {
+    let rest = name.as_bytes().strip_prefix(b".")?.strip_suffix(suffix)?;
+    let split = rest.len().checked_sub(RANDOM_HEX_LEN + 1)?;
     let (stem, tail) = rest.split_at(split);
-    let Some(hex) = tail.strip_prefix(b".") else {
-        return false;
-    };
-    let hex_ok = hex.iter().all(|b| HEX.contains(b));
-    let stem_ok = match target {
-        Some(t) => stem == t.as_bytes(),
-        None => !stem.is_empty(),
-    };
-    hex_ok && stem_ok
+    let hex = tail.strip_prefix(b".")?;
+    (hex.iter().all(|b| HEX.contains(b)) && !stem.is_empty()).then_some(stem)
 }
 
 /// Deletes the temp files a killed [`write_atomic`] left in `dir`; returns how
@@ -355,7 +350,11 @@ pub fn remove_stale_temp_files(dir: &Path, target: Option<&OsStr>) -> Result<usi
 /// `flock` without waiting. `None` when it is in flight (a live writer holds
 /// the lock), gone, replaced, or cannot be opened for reading; otherwise the
 /// locked descriptor, and `name` still names it.
-fn lock_abandoned(dir: &OwnedFd, name: &OsStr, stat: &rustix::fs::Stat) -> Result<Option<OwnedFd>> {
+pub(crate) fn lock_abandoned(
+    dir: &OwnedFd,
+    name: &OsStr,
+    stat: &rustix::fs::Stat,
+) -> Result<Option<OwnedFd>> {
     let flags = OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::CLOEXEC;
     let fd = match rustix::fs::openat(dir, name, flags, Mode::empty()) {
         Ok(fd) => fd,

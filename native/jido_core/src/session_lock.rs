@@ -85,7 +85,9 @@
 //! # Ok::<(), jido_core::Error>(())
 //! ```
 
-use crate::atomic_write::{hidden_random_name, open_dir, parent_of};
+use crate::atomic_write::{
+    hidden_random_name, hidden_random_name_target, lock_abandoned, open_dir, parent_of,
+};
 use crate::bounded_read;
 use crate::session::{self, Limits, Loaded};
 use crate::signing::SigningKey;
@@ -96,6 +98,7 @@ use std::ffi::{OsStr, OsString};
 use std::fs::File;
 use std::io::{self, Seek};
 use std::os::fd::OwnedFd;
+use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
 /// Opens of the file tried when a save keeps replacing it between our open
@@ -302,6 +305,64 @@ fn file_id(stat: &Stat) -> (u64, u64) {
 /// so no other process can predict the name and plant or swap a file there.
 fn aside_name(name: &OsStr) -> Result<OsString> {
     hidden_random_name(name, ASIDE_SUFFIX)
+}
+
+/// Puts back, or deletes, the session files a [`LockedSession::remove`]
+/// interrupted by a crash left set aside as `.{name}.{hex}.removing` in
+/// `dir`; returns how many it handled. Run at start-up.
+///
+/// A set-aside file is complete (it was renamed, never rewritten). If `name`
+/// is free it is linked back under that name: either it is a session whose
+/// resume never finished — its processes died with the crash, so the file is
+/// the only copy — or a newer save that `remove` was putting back. If `name`
+/// exists again (saved since), the set-aside copy is older and is deleted.
+/// Losing nothing beats deleting a resumed session twice: at worst the
+/// session shows up as resumable again.
+///
+/// A file a live `remove` is handling is skipped: its resumer holds the
+/// session's `flock` until it is done, and the lock is tried here without
+/// waiting. Symlinks and anything but regular files are never touched.
+///
+/// # Errors
+/// [`Error::NotFound`] if `dir` does not exist; [`Error::Io`] for other
+/// failures to read the directory, link or unlink.
+pub fn recover_set_aside(dir: &Path) -> Result<usize> {
+    let dir_fd = open_dir(dir)?;
+    let entries =
+        rustix::fs::Dir::read_from(&dir_fd).map_err(|e| Error::io("read_dir", e.into()))?;
+    let mut handled = 0;
+    for entry in entries {
+        let entry = entry.map_err(|e| Error::io("read_dir", e.into()))?;
+        let aside = OsStr::from_bytes(entry.file_name().to_bytes());
+        let Some(target) = hidden_random_name_target(aside, ASIDE_SUFFIX) else {
+            continue;
+        };
+        let target = OsStr::from_bytes(target);
+        let stat = match rustix::fs::statat(&dir_fd, aside, AtFlags::SYMLINK_NOFOLLOW) {
+            Ok(stat) => stat,
+            Err(Errno::NOENT) => continue,
+            Err(e) => return Err(Error::io("stat", e.into())),
+        };
+        if rustix::fs::FileType::from_raw_mode(stat.st_mode) != rustix::fs::FileType::RegularFile {
+            continue;
+        }
+        // Held until the set-aside name is gone: a live resumer keeps it.
+        let Some(_lock) = lock_abandoned(&dir_fd, aside, &stat)? else {
+            continue;
+        };
+        match rustix::fs::linkat(&dir_fd, aside, &dir_fd, target, AtFlags::empty()) {
+            Ok(()) | Err(Errno::EXIST) => {}
+            Err(e) => return Err(Error::io("link", e.into())),
+        }
+        match rustix::fs::unlinkat(&dir_fd, aside, AtFlags::empty()) {
+            Ok(()) | Err(Errno::NOENT) => handled += 1,
+            Err(e) => return Err(Error::io("unlink", e.into())),
+        }
+    }
+    if handled > 0 {
+        rustix::fs::fsync(&dir_fd).map_err(|e| Error::io("fsync_dir", e.into()))?;
+    }
+    Ok(handled)
 }
 
 #[cfg(test)]

@@ -9,7 +9,7 @@
 
 use jido_core::machine_secret::MachineSecret;
 use jido_core::session::{self, Limits};
-use jido_core::session_lock::{lock, LockedSession};
+use jido_core::session_lock::{self, lock, LockedSession};
 use jido_core::signing::{SignatureState, SigningKey};
 use jido_core::{json, Error};
 use std::collections::BTreeSet;
@@ -405,4 +405,70 @@ fn a_missing_file_or_directory_is_not_found() {
     assert!(matches!(result, Err(Error::NotFound)), "{result:?}");
     let result = lock(&dir.path().join("missing").join("a.json"));
     assert!(matches!(result, Err(Error::NotFound)), "{result:?}");
+}
+
+// ---- recovery of set-aside files after a crash --------------------------------
+
+const ASIDE: &str = ".a.json.0123456789abcdef.removing";
+
+#[test]
+fn a_file_set_aside_by_a_crashed_remove_is_put_back_when_its_name_is_free() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = saved(dir.path(), "a", 1);
+    fs::rename(&path, dir.path().join(ASIDE)).unwrap();
+
+    assert_eq!(session_lock::recover_set_aside(dir.path()).unwrap(), 1);
+    assert_eq!(names(dir.path()), set(&["a.json"]));
+    assert_eq!(n_on_disk(&path), 1);
+}
+
+#[test]
+fn a_set_aside_file_older_than_a_saved_file_of_its_name_is_deleted() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = saved(dir.path(), "a", 1);
+    fs::rename(&path, dir.path().join(ASIDE)).unwrap();
+    save_at(&path, "a", 2);
+
+    assert_eq!(session_lock::recover_set_aside(dir.path()).unwrap(), 1);
+    assert_eq!(names(dir.path()), set(&["a.json"]));
+    assert_eq!(n_on_disk(&path), 2);
+}
+
+#[test]
+fn a_set_aside_file_whose_resumer_still_holds_the_lock_is_left_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = saved(dir.path(), "a", 1);
+    let held = lock(&path).unwrap();
+    // As `remove` does between its rename and its unlink.
+    fs::rename(&path, dir.path().join(ASIDE)).unwrap();
+
+    assert_eq!(session_lock::recover_set_aside(dir.path()).unwrap(), 0);
+    assert_eq!(names(dir.path()), set(&[ASIDE]));
+    drop(held);
+    assert_eq!(session_lock::recover_set_aside(dir.path()).unwrap(), 1);
+    assert_eq!(names(dir.path()), set(&["a.json"]));
+}
+
+#[test]
+fn recovery_touches_neither_symlinks_nor_names_of_another_shape() {
+    let dir = tempfile::tempdir().unwrap();
+    let target = saved(dir.path(), "t", 1);
+    symlink(&target, dir.path().join(ASIDE)).unwrap();
+    fs::write(dir.path().join(".b.json.0123456789ABCDEF.removing"), "x").unwrap();
+    fs::write(dir.path().join("c.json.removing"), "x").unwrap();
+
+    assert_eq!(session_lock::recover_set_aside(dir.path()).unwrap(), 0);
+    assert_eq!(
+        names(dir.path()),
+        set(&[
+            ASIDE,
+            ".b.json.0123456789ABCDEF.removing",
+            "c.json.removing",
+            "t.json"
+        ])
+    );
+    assert!(matches!(
+        session_lock::recover_set_aside(&dir.path().join("missing")),
+        Err(Error::NotFound)
+    ));
 }

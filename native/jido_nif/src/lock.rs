@@ -77,3 +77,11 @@ fn session_lock_release(lock: ResourceArc<LockResource>) -> Done {
     })
     .into()
 }
+
+/// `recover_set_aside_files(dir) :: {:ok, handled} | {:error, reason}` — puts
+/// back (or deletes, when a newer file took the name) session files that a
+/// `session_lock_remove` interrupted by a crash left set aside. Start-up only.
+#[rustler::nif(schedule = "DirtyIo")]
+fn recover_set_aside_files(dir: Binary) -> NifResult<usize> {
+    Ok(session_lock::recover_set_aside(path_of(&dir))?)
+}

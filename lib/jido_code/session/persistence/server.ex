@@ -13,7 +13,8 @@ defmodule JidoCode.Session.Persistence.Server do
     every load.
 
   After init it warms the signing key, removes temp files a killed writer
-  left behind, and runs the one-time unsigned-file migration. None of these
+  left behind, puts back session files a resume interrupted by a crash had
+  set aside, and runs the one-time unsigned-file migration. None of these
   can stop the application from starting: failures are logged.
   """
   use GenServer
@@ -110,14 +111,26 @@ defmodule JidoCode.Session.Persistence.Server do
   defp remove_stale_temp_files do
     dir = Config.sessions_dir()
 
-    case Native.remove_stale_temp_files(dir, nil) do
+    start_up_chore(
+      Native.remove_stale_temp_files(dir, nil),
+      "removed ~B temp file(s) left by an interrupted save",
+      dir
+    )
+
+    start_up_chore(
+      Native.recover_set_aside_files(dir),
+      "put back ~B session file(s) set aside by a resume interrupted by a crash",
+      dir
+    )
+  end
+
+  defp start_up_chore(result, message, dir) do
+    case result do
       {:ok, 0} ->
         :ok
 
       {:ok, n} ->
-        Logger.notice("removed #{n} temp file(s) left by an interrupted save",
-          operation: :start_up
-        )
+        Logger.notice(:io_lib.format(message, [n]), operation: :start_up)
 
       {:error, :not_found} ->
         :ok
