@@ -1,6 +1,8 @@
 //! Size-gated reads: the size gate, link/FIFO/device refusal, growing files.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
 use jido_core::bounded_read::{open_regular, read_open, read_prefix, read_regular};
 use jido_core::Error;
 use std::fs::{self, OpenOptions};
@@ -131,14 +133,7 @@ fn a_dangling_symlink_is_refused_as_a_symlink() {
 fn a_fifo_without_a_writer_is_refused_immediately_not_waited_on() {
     let dir = tempfile::tempdir().unwrap();
     let fifo = dir.path().join("fifo.json");
-    rustix::fs::mknodat(
-        rustix::fs::CWD,
-        &fifo,
-        rustix::fs::FileType::Fifo,
-        rustix::fs::Mode::from_raw_mode(0o600),
-        0,
-    )
-    .unwrap();
+    common::mkfifo(&fifo);
     let result = read_regular_within_deadline(fifo, 100);
     assert!(matches!(result, Err(Error::NotRegularFile)), "{result:?}");
 }

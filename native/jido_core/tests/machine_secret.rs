@@ -1,6 +1,8 @@
 //! Contract tests for `jido_core::machine_secret`.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
 use jido_core::machine_secret::{load_or_create, InsecureMode, MachineSecret, Origin};
 use jido_core::Error;
 use std::fs;
@@ -228,14 +230,7 @@ fn a_directory_in_place_of_the_secret_is_refused() {
 fn a_fifo_in_place_of_the_secret_is_refused_without_blocking() {
     let dir = tempfile::tempdir().unwrap();
     let path = secret_path(&dir);
-    rustix::fs::mknodat(
-        rustix::fs::CWD,
-        &path,
-        rustix::fs::FileType::Fifo,
-        rustix::fs::Mode::from_raw_mode(0o600),
-        0,
-    )
-    .unwrap();
+    common::mkfifo(&path);
     let err = load_or_create(&path, InsecureMode::Repair).unwrap_err();
     assert!(
         matches!(

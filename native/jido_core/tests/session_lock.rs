@@ -7,6 +7,8 @@
 //! plays the child's part (the pattern of `tests/atomic_write.rs`).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
 use jido_core::machine_secret::MachineSecret;
 use jido_core::session::{self, Limits};
 use jido_core::session_lock::{self, lock, LockedSession};
@@ -377,14 +379,7 @@ fn a_symlink_is_refused_and_its_target_neither_locked_nor_touched() {
 fn a_fifo_is_refused_as_not_a_regular_file_without_hanging() {
     let dir = tempfile::tempdir().unwrap();
     let fifo = dir.path().join("fifo.json");
-    rustix::fs::mknodat(
-        rustix::fs::CWD,
-        &fifo,
-        rustix::fs::FileType::Fifo,
-        rustix::fs::Mode::from_raw_mode(0o600),
-        0,
-    )
-    .unwrap();
+    common::mkfifo(&fifo);
     let result = lock_within_deadline(fifo);
     assert!(matches!(result, Err(Error::NotRegularFile)), "{result:?}");
 }

@@ -39,8 +39,12 @@ fn quota((limit, window_ms): (u32, u64)) -> Result<Quota, RustlerError> {
     Quota::per_window(limit, window_ms).ok_or(RustlerError::BadArg)
 }
 
-fn global_quota(global: Option<(u32, u64)>) -> Result<Option<Quota>, RustlerError> {
-    global.map(quota).transpose()
+/// The per-key quota and the optional global one of a limiter call.
+fn quotas(
+    per_key: (u32, u64),
+    global: Option<(u32, u64)>,
+) -> Result<(Quota, Option<Quota>), RustlerError> {
+    Ok((quota(per_key)?, global.map(quota).transpose()?))
 }
 
 /// `limiter_new() :: limiter`
@@ -59,7 +63,7 @@ fn limiter_check_and_record(
     per_key: (u32, u64),
     global: Option<(u32, u64)>,
 ) -> Result<DecisionTerm, RustlerError> {
-    let (q, g) = (quota(per_key)?, global_quota(global)?);
+    let (q, g) = quotas(per_key, global)?;
     Ok(DecisionTerm(limiter.0.check_and_record(
         &op,
         key.as_slice(),
@@ -78,7 +82,7 @@ fn limiter_check(
     per_key: (u32, u64),
     global: Option<(u32, u64)>,
 ) -> Result<DecisionTerm, RustlerError> {
-    let (q, g) = (quota(per_key)?, global_quota(global)?);
+    let (q, g) = quotas(per_key, global)?;
     Ok(DecisionTerm(limiter.0.check(&op, key.as_slice(), q, g)))
 }
 
@@ -92,7 +96,7 @@ fn limiter_record(
     per_key: (u32, u64),
     global: Option<(u32, u64)>,
 ) -> Result<Done, RustlerError> {
-    let (q, g) = (quota(per_key)?, global_quota(global)?);
+    let (q, g) = quotas(per_key, global)?;
     limiter.0.record(&op, key.as_slice(), q, g);
     Ok(Done(Ok(())))
 }
