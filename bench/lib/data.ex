@@ -56,7 +56,7 @@ defmodule JidoBench.Data do
     {"config": {"provider": "anthropic", "model": "claude", "nested": {"list": [1, 2, 3], "escaped": "a\"b\\c"}}}
     """,
     ~S"""
-    $ grep -rn "TODO" lib/ | awk -F: '{print $1}' | sort | uniq -c
+    $ grep -rn "defmodule" lib/ | awk -F: '{print $1}' | sort | uniq -c
          3 lib/jido_code/session.ex
          1 lib/jido_code/rate_limit.ex
     """,
