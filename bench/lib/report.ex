@@ -350,7 +350,7 @@ defmodule JidoBench.Report do
           "native `load/1`",
           "MB/s",
           "×HMAC",
-          "raw `session_load/4`",
+          "raw `session_load/5`",
           "baseline",
           "MB/s",
           "×HMAC",

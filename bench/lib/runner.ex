@@ -304,7 +304,7 @@ defmodule JidoBench.Runner do
         end),
       raw:
         monitored("load raw #{s.label}", opts, fn ->
-          native_time(:session_load, [path, key, @max_file_size, @depth], opts)
+          native_time(:session_load, [path, key, @max_file_size, @depth, true], opts)
         end),
       baseline:
         monitored("load baseline #{s.label}", base_opts, fn ->
@@ -342,7 +342,7 @@ defmodule JidoBench.Runner do
       {"deserialize_session (Elixir)",
        Measure.time(fn -> {:ok, _} = Serialization.deserialize_session(decoded) end, opts)},
       {"session_load (raw NIF, all of the above once)",
-       native_time(:session_load, [path, key, @max_file_size, @depth], opts)}
+       native_time(:session_load, [path, key, @max_file_size, @depth, true], opts)}
     ]
 
     baseline = [

@@ -40,7 +40,7 @@ defmodule JidoCode.Native do
   def create_private_dir(_path), do: :erlang.nif_error(:nif_not_loaded)
   def remove_stale_temp_files(_dir, _file_name), do: :erlang.nif_error(:nif_not_loaded)
 
-  def session_load(_path, _key, _max_file_size, _max_depth),
+  def session_load(_path, _key, _max_file_size, _max_depth, _allow_unsigned),
     do: :erlang.nif_error(:nif_not_loaded)
 
   def session_save(_path, _document, _key, _max_file_size, _max_depth),
@@ -52,7 +52,7 @@ defmodule JidoCode.Native do
 
   def session_lock(_path), do: :erlang.nif_error(:nif_not_loaded)
 
-  def session_lock_load(_lock, _key, _max_file_size, _max_depth),
+  def session_lock_load(_lock, _key, _max_file_size, _max_depth, _allow_unsigned),
     do: :erlang.nif_error(:nif_not_loaded)
 
   def session_lock_remove(_lock), do: :erlang.nif_error(:nif_not_loaded)

@@ -57,7 +57,9 @@ defmodule JidoCode.RateLimit do
   A key may be any term. Binaries are used as they are behind a tag byte;
   other terms are encoded with `:erlang.term_to_binary/2` (deterministic), so a
   binary and a term that happens to encode to the same bytes never share a
-  window. Rejections are logged with `operation:` and `outcome: :rate_limited`
+  window. A key longer than 128 bytes (as binary or encoded term) is replaced
+  by its SHA-256, so a call costs the same whatever the key: the native
+  limiter keeps no copy of a huge key and refuses keys over 256 bytes. Rejections are logged with `operation:` and `outcome: :rate_limited`
   metadata; the key is logged only when it is a session id (a UUID), otherwise
   as a short hash, since callers may use sensitive values as keys.
   """
@@ -87,6 +89,9 @@ defmodule JidoCode.RateLimit do
   # binaries get the tag byte 0 and encoded terms start with 131.
   @global_key <<>>
   @binary_tag 0
+  @hashed_binary_tag 1
+  @hashed_term_tag 2
+  @max_plain_key_bytes 128
 
   # -- Lifecycle ------------------------------------------------------------
 
@@ -269,8 +274,24 @@ defmodule JidoCode.RateLimit do
 
   defp quota(limits, operation, _read), do: Map.get(limits, operation)
 
-  defp encode_key(key) when is_binary(key), do: <<@binary_tag, key::binary>>
-  defp encode_key(key), do: :erlang.term_to_binary(key, [:deterministic])
+  # The NIF refuses keys over 256 bytes: it runs on a normal scheduler, so
+  # its work must not grow with the key. Longer keys are hashed here instead,
+  # by :crypto.hash/2, which digests a large binary in chunks that yield.
+  # Hashed binaries and hashed terms carry tags of their own, and encoded
+  # terms start with 131, so no two kinds of key ever share a window.
+  defp encode_key(key) when is_binary(key) and byte_size(key) <= @max_plain_key_bytes,
+    do: <<@binary_tag, key::binary>>
+
+  defp encode_key(key) when is_binary(key), do: <<@hashed_binary_tag, sha256(key)::binary>>
+
+  defp encode_key(key) do
+    case :erlang.term_to_binary(key, [:deterministic]) do
+      small when byte_size(small) <= @max_plain_key_bytes -> small
+      large -> <<@hashed_term_tag, sha256(large)::binary>>
+    end
+  end
+
+  defp sha256(bytes), do: :crypto.hash(:sha256, bytes)
 
   # `subject` is `:global` or `{:key, key}` (wrapped, so no key is mistaken
   # for the global scope).

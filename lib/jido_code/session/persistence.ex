@@ -329,7 +329,7 @@ defmodule JidoCode.Session.Persistence do
       path = session_file(session_id)
 
       path
-      |> Native.session_load(key, Config.max_file_size(), Config.max_json_depth())
+      |> Native.session_load(key, Config.max_file_size(), Config.max_json_depth(), unsigned_allowed?())
       |> accept_loaded(session_id, path)
     end
   end
@@ -351,6 +351,10 @@ defmodule JidoCode.Session.Persistence do
 
   defp load_error({:file_too_large, _size}), do: :file_too_large
   defp load_error(reason), do: reason
+
+  # Decided before the NIF builds any term: once signatures are enforced an
+  # unsigned file is {:error, :missing_signature} at the cost of its parse.
+  defp unsigned_allowed?, do: not Migration.enforced?()
 
   defp check_signature_policy(:signed, _session_id, _path), do: :ok
 
@@ -601,7 +605,12 @@ defmodule JidoCode.Session.Persistence do
     with {:ok, key} <- Crypto.key(),
          {:ok, persisted, _signature_state} <-
            lock
-           |> Native.session_lock_load(key, Config.max_file_size(), Config.max_json_depth())
+           |> Native.session_lock_load(
+             key,
+             Config.max_file_size(),
+             Config.max_json_depth(),
+             unsigned_allowed?()
+           )
            |> accept_loaded(session_id, session_file(session_id)),
          {:ok, pin} <- Security.pin_project_path(persisted.project_path),
          :ok <- Security.check_identity(pin, persisted.project_dir_id),

@@ -126,6 +126,10 @@ pub enum Error {
     /// The MAC does not match: the document was altered after signing.
     #[error("signature verification failed")]
     SignatureMismatch,
+    /// The document carries no signature and the caller refuses unsigned
+    /// documents (signatures are enforced).
+    #[error("document is not signed")]
+    MissingSignature,
 
     // ---- machine secret --------------------------------------------------
     /// The machine secret file is readable or writable by group/other.
@@ -154,6 +158,17 @@ pub enum Error {
         size: u64,
         /// The limit.
         limit: u64,
+    },
+
+    // ---- rate limiting -----------------------------------------------------
+    /// A rate-limit key (or operation name) is longer than
+    /// [`crate::rate_limit::MAX_KEY_LEN`].
+    #[error("rate-limit key is {size} bytes, over the {limit}-byte limit")]
+    KeyTooLarge {
+        /// Size of the key in bytes.
+        size: usize,
+        /// The limit.
+        limit: usize,
     },
 
     // ---- locking -----------------------------------------------------------

@@ -16,7 +16,7 @@
 //!   §2.2). JCS treats every number as an IEEE-754 double, so
 //!   `9007199254740993` canonicalizes as `9007199254740992`: a reader with
 //!   exact integers would see a value that is not the one that was signed.
-//! * **Depth is bounded** ([`MAX_DEPTH_CAP`] at most), so a hostile
+//! * **Depth is bounded** ([`MAX_DEPTH_CAP`] at most, see [`clamp_depth`]), so a hostile
 //!   `[[[[…` cannot exhaust the stack of a scheduler thread — the parser gives
 //!   up after `max_depth` levels, long before recursion becomes dangerous.
 //! * **Invalid UTF-8, lone surrogate escapes (`"\ud800"`), control characters
@@ -36,11 +36,19 @@
 //! session is string data, and not copying it is most of what the load can
 //! save over a plain owned parse.
 //!
-//! Known limit: an integer literal beyond the 64-bit range
-//! (`18446744073709551616`) reaches this module from serde_json already
-//! converted to a double, indistinguishable from `1.8446744073709552e19`, so
-//! it is accepted as a [`Value::Float`] rather than refused. Every reader that
-//! follows JCS (and this crate) sees the same double for it.
+//! * **Integer literals outside ±(2^53−1) are refused whatever their
+//!   length.** serde_json hands a literal beyond the 64-bit range
+//!   (`18446744073709551617`, a 301-digit literal) over as a double,
+//!   indistinguishable from `1.8446744073709552e19`; whenever a parse meets
+//!   an integral double that large, the number tokens of the input are read
+//!   again ([`out_of_range_integer_literal`]) and an integer literal among
+//!   them is refused. Floats spelled with a fraction or exponent (`1e19`)
+//!   stay floats.
+//! * **Work and memory are bounded by the input's size**: a document holds at
+//!   most [`value_budget`] values and keys (one per [`BYTES_PER_VALUE`] bytes,
+//!   plus [`MIN_VALUE_BUDGET`]), so a file of tiny values (`[0,0,0,…]`) is
+//!   refused after a bounded amount of tree, instead of costing tens of times
+//!   its size before anything else can reject it.
 //!
 //! ```
 //! use jido_core::json::{self, Layout, Value};
@@ -72,9 +80,180 @@ pub const MAX_DEPTH_CAP: usize = 127;
 /// The largest integer magnitude a double holds exactly, 2^53 − 1.
 pub const MAX_SAFE_INTEGER: i64 = (1 << 53) - 1;
 
+/// Input bytes per unit of a document's value budget: see [`value_budget`].
+pub const BYTES_PER_VALUE: usize = 16;
+
+/// Values and keys any document may hold whatever its size: small documents
+/// (`[1,2,3]` is 7 bytes) are never refused for their density.
+pub const MIN_VALUE_BUDGET: usize = 1024;
+
 /// Objects of at most this many members are checked for duplicate keys by
 /// comparing every pair; larger ones by sorting references to their keys.
 const LINEAR_DUPLICATE_SCAN: usize = 16;
+
+/// The nesting depth actually allowed for a requested `max_depth`: at most
+/// [`MAX_DEPTH_CAP`]. Every parser of this crate applies it, and so must
+/// anything that walks a caller-supplied tree with a caller-supplied depth
+/// (the NIF's term conversion does), so that no argument can recurse deeper
+/// than the stack of a scheduler thread allows.
+///
+/// ```
+/// use jido_core::json::{clamp_depth, MAX_DEPTH_CAP};
+/// assert_eq!(clamp_depth(64), 64);
+/// assert_eq!(clamp_depth(1_000_000), MAX_DEPTH_CAP);
+/// ```
+pub const fn clamp_depth(max_depth: usize) -> usize {
+    if max_depth < MAX_DEPTH_CAP {
+        max_depth
+    } else {
+        MAX_DEPTH_CAP
+    }
+}
+
+/// Whether `i` is an integer the JSON model accepts: within ±(2^53−1), so
+/// that a double (how RFC 8785 reads every number) holds it exactly.
+pub const fn is_safe_integer(i: i64) -> bool {
+    -MAX_SAFE_INTEGER <= i && i <= MAX_SAFE_INTEGER
+}
+
+/// How many values and object keys a document of `len` bytes may hold:
+/// `len / BYTES_PER_VALUE + MIN_VALUE_BUDGET`. Every value counts one
+/// (containers and scalars alike), every object key one more.
+///
+/// A parse tree costs tens of bytes per value, whatever the value's size,
+/// so without a bound a file of tiny values (`[0,0,0,…]`, two bytes each)
+/// would cost dozens of times its size in memory before a signature check
+/// or a schema could reject it. The bound keeps the tree of any accepted
+/// document within about twice the input. Ordinary documents are far below
+/// it: a session is mostly long strings, and even a conversation of one-word
+/// messages spends about 17 bytes of its pretty-printed file per value.
+///
+/// ```
+/// use jido_core::json::{self, value_budget};
+/// assert_eq!(value_budget(16_000), 2_024);
+/// let dense = format!("[{}0]", "0,".repeat(20_000));
+/// assert!(json::parse(dense.as_bytes(), 8).is_err());
+/// ```
+pub const fn value_budget(len: usize) -> usize {
+    len / BYTES_PER_VALUE + MIN_VALUE_BUDGET
+}
+
+/// How many values and object keys `value` holds, counted as
+/// [`value_budget`] counts them: for a writer that must not produce a
+/// document the parser would refuse.
+pub fn value_count<S>(value: &Node<S>) -> usize {
+    match value {
+        Node::Array(items) => 1 + items.iter().map(value_count).sum::<usize>(),
+        Node::Object(members) => {
+            1 + members
+                .iter()
+                .map(|(_, v)| 1 + value_count(v))
+                .sum::<usize>()
+        }
+        _ => 1,
+    }
+}
+
+/// A key that occurs more than once among `members`, if any. A handful of
+/// members are compared pairwise; more are checked by sorting references to
+/// their keys, so the work is O(n log n), never quadratic.
+///
+/// ```
+/// use jido_core::json::duplicate_key_in;
+/// assert_eq!(duplicate_key_in(&[("a", 1), ("b", 2), ("a", 3)]), Some("a"));
+/// assert_eq!(duplicate_key_in(&[("a", 1), ("b", 2)]), None);
+/// ```
+pub fn duplicate_key_in<K: AsRef<str>, V>(members: &[(K, V)]) -> Option<&str> {
+    if members.len() <= LINEAR_DUPLICATE_SCAN {
+        return members.iter().enumerate().find_map(|(i, (key, _))| {
+            let key = key.as_ref();
+            members[..i]
+                .iter()
+                .any(|(k, _)| k.as_ref() == key)
+                .then_some(key)
+        });
+    }
+    let mut keys: Vec<&str> = members.iter().map(|(k, _)| k.as_ref()).collect();
+    keys.sort_unstable();
+    keys.windows(2)
+        .find(|pair| pair[0] == pair[1])
+        .map(|pair| pair[0])
+}
+
+/// The first integer literal of `bytes` (a number token without fraction or
+/// exponent) outside ±(2^53−1), however many digits it has, read from the
+/// text itself rather than from a parsed double. Strings are skipped, so
+/// digits inside them never count. `complete` says `bytes` is a whole
+/// document; otherwise a number token that reaches its end may be cut short
+/// and is not judged.
+///
+/// The parsers call this only when they met an integral double of magnitude
+/// 2^53 or more, the one case where serde_json's number hides whether the
+/// file spelled an integer.
+///
+/// ```
+/// use jido_core::json::out_of_range_integer_literal;
+/// assert_eq!(out_of_range_integer_literal(b"[1e19, 9007199254740991]", true), None);
+/// assert_eq!(
+///     out_of_range_integer_literal(b"[\"18446744073709551617\", -9223372036854775809]", true),
+///     Some(&b"-9223372036854775809"[..])
+/// );
+/// ```
+pub fn out_of_range_integer_literal(bytes: &[u8], complete: bool) -> Option<&[u8]> {
+    let mut at = 0;
+    while at < bytes.len() {
+        match bytes[at] {
+            b'"' => at = after_string(bytes, at + 1)?,
+            b'-' | b'0'..=b'9' => {
+                let len = bytes[at..]
+                    .iter()
+                    .position(|b| !matches!(b, b'0'..=b'9' | b'-' | b'+' | b'.' | b'e' | b'E'))
+                    .unwrap_or(bytes.len() - at);
+                let token = &bytes[at..at + len];
+                at += len;
+                if at == bytes.len() && !complete {
+                    return None;
+                }
+                if !integer_literal_is_safe(token) {
+                    return Some(token);
+                }
+            }
+            _ => at += 1,
+        }
+    }
+    None
+}
+
+/// Whether a number token is a float literal or an integer within
+/// ±(2^53−1). JSON integers have no leading zeros, so more than 16 digits
+/// is always out of range.
+fn integer_literal_is_safe(token: &[u8]) -> bool {
+    if token.iter().any(|b| matches!(b, b'.' | b'e' | b'E')) {
+        return true;
+    }
+    let digits = token.strip_prefix(b"-").unwrap_or(token);
+    digits.len() <= 16
+        && std::str::from_utf8(digits)
+            .ok()
+            .and_then(|d| d.parse::<i64>().ok())
+            .is_some_and(|magnitude| magnitude <= MAX_SAFE_INTEGER)
+}
+
+/// The index just past the closing quote of the string whose content starts
+/// at `from`; `None` if it does not close.
+fn after_string(bytes: &[u8], mut from: usize) -> Option<usize> {
+    loop {
+        let next = from
+            + bytes
+                .get(from..)?
+                .iter()
+                .position(|&b| b == b'"' || b == b'\\')?;
+        if bytes[next] == b'"' {
+            return Some(next + 1);
+        }
+        from = next + 2;
+    }
+}
 
 /// Object members in document order; keys are unique.
 pub type Object = Vec<(String, Value)>;
@@ -533,12 +712,16 @@ fn closing_quote(bytes: &[u8], from: usize) -> Option<usize> {
 }
 
 fn parse_as<'de, S: ParsedStr<'de>>(bytes: &'de [u8], max_depth: usize) -> Result<Node<S>> {
-    let mut state = State::new(max_depth);
+    let mut state = State::new(max_depth, bytes.len());
     let mut de = serde_json::Deserializer::from_slice(bytes);
     let parsed = ValueSeed::new(&mut state, 0)
         .deserialize(&mut de)
         .and_then(|value| de.end().map(|()| value));
-    parsed.map_err(|err| state.error(&err))
+    let value = parsed.map_err(|err| state.error(&err))?;
+    match state.integer_literal_refusal(bytes, true) {
+        Some(refusal) => Err(refusal),
+        None => Ok(value),
+    }
 }
 
 /// Writes `value` as JSON in member order.
@@ -711,6 +894,14 @@ impl<'de> ParsedStr<'de> for Cow<'de, str> {
 /// members of a top-level object one at a time with exactly these rules.
 pub(crate) struct State<S = String> {
     max_depth: usize,
+    /// Values and keys the document may still hold ([`value_budget`]).
+    budget_left: usize,
+    /// The whole budget, for the refusal's message.
+    budget: usize,
+    /// Set when an integral double of magnitude 2^53 or more was parsed: the
+    /// input's number tokens must then be checked
+    /// ([`out_of_range_integer_literal`]).
+    large_integral_float: bool,
     /// The detail of a refusal raised by this module (rather than by
     /// serde_json's grammar), reported verbatim by [`parse`].
     refusal: Option<String>,
@@ -719,19 +910,24 @@ pub(crate) struct State<S = String> {
     /// moves them into a vector of exactly the right size. One allocation per
     /// container instead of a chain of regrowths — allocation is most of the
     /// cost of parsing a session.
-    items: Vec<Node<S>>,
-    members: Vec<(S, Node<S>)>,
+    items: Stack<Node<S>>,
+    members: Stack<(S, Node<S>)>,
 }
 
 impl<S> State<S> {
     /// The state of a parse allowing `max_depth` levels (clamped to
-    /// [`MAX_DEPTH_CAP`]).
-    pub(crate) fn new(max_depth: usize) -> Self {
+    /// [`MAX_DEPTH_CAP`]) of a document `len` bytes long (which sets its
+    /// [`value_budget`]).
+    pub(crate) fn new(max_depth: usize, len: usize) -> Self {
+        let budget = value_budget(len);
         Self {
-            max_depth: max_depth.min(MAX_DEPTH_CAP),
+            max_depth: clamp_depth(max_depth),
+            budget_left: budget,
+            budget,
+            large_integral_float: false,
             refusal: None,
-            items: Vec::new(),
-            members: Vec::new(),
+            items: Stack::new(),
+            members: Stack::new(),
         }
     }
 
@@ -759,6 +955,37 @@ impl<S> State<S> {
                 } else {
                     Error::invalid_json(detail)
                 }
+            }
+        }
+    }
+
+    /// The refusal of an integer literal out of range in `bytes` (the input,
+    /// or the part of it that was parsed; `complete` as for
+    /// [`out_of_range_integer_literal`]), if the parse met a double that may
+    /// have been spelled as one.
+    pub(crate) fn integer_literal_refusal(&self, bytes: &[u8], complete: bool) -> Option<Error> {
+        if !self.large_integral_float {
+            return None;
+        }
+        let literal = out_of_range_integer_literal(bytes, complete)?;
+        Some(Error::invalid_json(integer_refusal(
+            &String::from_utf8_lossy(literal),
+        )))
+    }
+
+    /// Counts one value or key against the budget.
+    fn spend<E: de::Error>(&mut self) -> Result<(), E> {
+        match self.budget_left.checked_sub(1) {
+            Some(left) => {
+                self.budget_left = left;
+                Ok(())
+            }
+            None => {
+                let detail = format!(
+                    "more than {} values and keys (one per {BYTES_PER_VALUE} bytes of input, plus {MIN_VALUE_BUDGET})",
+                    self.budget
+                );
+                Err(self.refuse(detail))
             }
         }
     }
@@ -798,8 +1025,63 @@ impl<'s, S> ValueSeed<'s, S> {
 
     /// The refusal of an integer literal a double cannot hold exactly.
     fn out_of_range<E: de::Error>(self, literal: &dyn fmt::Display) -> E {
-        self.state
-            .refuse(format!("integer {literal} is outside ±(2^53−1)"))
+        self.state.refuse(integer_refusal(&literal.to_string()))
+    }
+}
+
+/// One of the parse stacks: the children of the containers being parsed.
+///
+/// Kept in chunks of [`Stack::CHUNK`] entries (the first grows up to that
+/// size as a vector does), so growing it never moves what it holds: a
+/// doubling vector holds its old and its new buffer at once while it moves,
+/// half as much again as its contents, and for a document of tiny values
+/// that move was the peak of the whole load.
+struct Stack<T> {
+    chunks: Vec<Vec<T>>,
+    len: usize,
+}
+
+impl<T> Stack<T> {
+    const CHUNK: usize = 4096;
+
+    const fn new() -> Self {
+        Self {
+            chunks: Vec::new(),
+            len: 0,
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.len
+    }
+
+    fn push(&mut self, item: T) {
+        let chunk = self.len / Self::CHUNK;
+        if chunk == self.chunks.len() {
+            // Small documents never need more than the first chunk, which
+            // grows from nothing; chunks after it are allocated whole.
+            let capacity = if chunk == 0 { 0 } else { Self::CHUNK };
+            self.chunks.push(Vec::with_capacity(capacity));
+        }
+        self.chunks[chunk].push(item);
+        self.len += 1;
+    }
+
+    /// The entries from `start` on, in order, moved into a vector of exactly
+    /// their number. Emptied chunks keep their capacity for the next
+    /// container.
+    fn pop_from(&mut self, start: usize) -> Vec<T> {
+        let mut out = Vec::with_capacity(self.len - start);
+        let first = start / Self::CHUNK;
+        for (i, chunk) in self.chunks.iter_mut().enumerate().skip(first) {
+            let from = if i == first { start % Self::CHUNK } else { 0 };
+            if from >= chunk.len() {
+                break;
+            }
+            out.extend(chunk.drain(from..));
+        }
+        self.len = start;
+        out
     }
 }
 
@@ -807,6 +1089,7 @@ impl<'de, S: ParsedStr<'de>> DeserializeSeed<'de> for ValueSeed<'_, S> {
     type Value = Node<S>;
 
     fn deserialize<D: de::Deserializer<'de>>(self, deserializer: D) -> Result<Node<S>, D::Error> {
+        self.state.spend()?;
         deserializer.deserialize_any(self)
     }
 }
@@ -827,7 +1110,7 @@ impl<'de, S: ParsedStr<'de>> Visitor<'de> for ValueSeed<'_, S> {
     }
 
     fn visit_i64<E: de::Error>(self, v: i64) -> Result<Node<S>, E> {
-        if (-MAX_SAFE_INTEGER..=MAX_SAFE_INTEGER).contains(&v) {
+        if is_safe_integer(v) {
             Ok(Node::Integer(v))
         } else {
             Err(self.out_of_range(&v))
@@ -845,6 +1128,12 @@ impl<'de, S: ParsedStr<'de>> Visitor<'de> for ValueSeed<'_, S> {
         // serde_json never produces a non-finite double (it refuses `1e400`
         // as out of range), but the model promises finiteness, so check.
         if v.is_finite() {
+            // An integral double this large may come from an integer literal
+            // beyond 64 bits: the caller checks the number tokens.
+            #[allow(clippy::cast_precision_loss)]
+            if v.fract() == 0.0 && v.abs() > MAX_SAFE_INTEGER as f64 {
+                self.state.large_integral_float = true;
+            }
             Ok(Node::Float(v))
         } else {
             Err(self.state.refuse(format!("number {v} is not finite")))
@@ -873,7 +1162,7 @@ impl<'de, S: ParsedStr<'de>> Visitor<'de> for ValueSeed<'_, S> {
         })? {
             state.items.push(item);
         }
-        Ok(Node::Array(state.items.drain(start..).collect()))
+        Ok(Node::Array(state.items.pop_from(start)))
     }
 
     fn visit_map<A: MapAccess<'de>>(mut self, mut map: A) -> Result<Node<S>, A::Error> {
@@ -882,31 +1171,19 @@ impl<'de, S: ParsedStr<'de>> Visitor<'de> for ValueSeed<'_, S> {
         let start = state.members.len();
         while let Some(key) = map.next_key_seed(KeySeed(PhantomData))? {
             let key: S = key;
-            let siblings = &state.members[start..];
-            if siblings.len() < LINEAR_DUPLICATE_SCAN
-                && siblings.iter().any(|(k, _)| k.as_ref() == key.as_ref())
-            {
-                return Err(state.refuse(duplicate_key(key.as_ref())));
-            }
+            state.spend()?;
             let value = map.next_value_seed(ValueSeed {
                 state: &mut *state,
                 depth,
             })?;
             state.members.push((key, value));
         }
-        let siblings = &state.members[start..];
-        if siblings.len() > LINEAR_DUPLICATE_SCAN {
-            // Large objects (a map keyed by message id, say): sort references
-            // to the keys instead of comparing every pair or cloning them
-            // into a set.
-            let mut keys: Vec<&str> = siblings.iter().map(|(k, _)| k.as_ref()).collect();
-            keys.sort_unstable();
-            if let Some(pair) = keys.windows(2).find(|pair| pair[0] == pair[1]) {
-                let detail = duplicate_key(pair[0]);
-                return Err(state.refuse(detail));
-            }
+        let members = state.members.pop_from(start);
+        if let Some(key) = duplicate_key_in(&members) {
+            let detail = duplicate_key(key);
+            return Err(state.refuse(detail));
         }
-        Ok(Node::Object(state.members.drain(start..).collect()))
+        Ok(Node::Object(members))
     }
 }
 
@@ -939,6 +1216,23 @@ impl<'de, S: ParsedStr<'de>> Visitor<'de> for KeySeed<S> {
 
     fn visit_string<E: de::Error>(self, v: String) -> Result<S, E> {
         Ok(S::owned(v))
+    }
+}
+
+/// `integer N is outside ±(2^53−1)`, a long literal cut short: it comes
+/// from the file and ends up in logs.
+#[cold]
+fn integer_refusal(literal: &str) -> String {
+    const SHOWN: usize = 40;
+    if literal.len() <= SHOWN {
+        format!("integer {literal} is outside ±(2^53−1)")
+    } else {
+        // Number tokens are ASCII, so any cut is a character boundary.
+        let head = literal.get(..SHOWN).unwrap_or_default();
+        format!(
+            "integer {head}… ({} characters) is outside ±(2^53−1)",
+            literal.len()
+        )
     }
 }
 

@@ -87,6 +87,42 @@ use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
 
+use crate::Error;
+
+// ---- keys ------------------------------------------------------------------
+
+/// Largest operation name or key, in bytes, a caller may pass.
+///
+/// A check hashes the key, and a new key is copied into the table, so the
+/// size of the key is the work and the memory of a call. The limiter runs on
+/// normal schedulers, where every call must stay short whatever the caller
+/// passes: a bound on the key is what makes it so (a 400 MB key took
+/// 185–770 ms and stayed in memory). Session ids are 36 bytes; a caller with
+/// long keys hashes them first (`JidoCode.RateLimit` does).
+pub const MAX_KEY_LEN: usize = 256;
+
+/// Refuses an operation name or key longer than [`MAX_KEY_LEN`], before any
+/// work proportional to its size.
+///
+/// ```
+/// use jido_core::rate_limit::{check_key, MAX_KEY_LEN};
+/// assert!(check_key(b"resume", b"a-session-id").is_ok());
+/// assert!(check_key(b"resume", &vec![0; MAX_KEY_LEN + 1]).is_err());
+/// ```
+///
+/// # Errors
+/// [`Error::KeyTooLarge`] with the size of the longer of the two.
+pub fn check_key(operation: &[u8], key: &[u8]) -> crate::Result<()> {
+    let size = operation.len().max(key.len());
+    if size > MAX_KEY_LEN {
+        return Err(Error::KeyTooLarge {
+            size,
+            limit: MAX_KEY_LEN,
+        });
+    }
+    Ok(())
+}
+
 // ---- clocks ----------------------------------------------------------------
 
 /// A monotonic source of time for the limiter.

@@ -31,6 +31,42 @@ impl Default for Limits {
     }
 }
 
+/// Most top-level members a session document may have: the thirteen of
+/// [`MEMBER_ORDER`] leave room for extension members, and a bound keeps the
+/// work a listing does per file small whatever the file holds (see
+/// [`crate::listing`]). Loading refuses more, and saving never writes more.
+pub const MAX_MEMBERS: usize = 64;
+
+/// The refusal detail of a document with more than [`MAX_MEMBERS`] members.
+#[cold]
+pub(crate) fn too_many_members() -> String {
+    format!("session document has more than {MAX_MEMBERS} top-level members")
+}
+
+/// Refuses a session document with `count` top-level members if that is more
+/// than [`MAX_MEMBERS`].
+///
+/// # Errors
+/// [`Error::InvalidJson`] naming the limit.
+pub fn check_member_count(count: usize) -> Result<()> {
+    if count > MAX_MEMBERS {
+        return Err(Error::invalid_json(too_many_members()));
+    }
+    Ok(())
+}
+
+/// What a load does with a document that carries no signature.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UnsignedFiles {
+    /// Return it as [`SignatureState::Unsigned`]: the caller decides (legacy
+    /// files before the migration).
+    Accept,
+    /// Refuse it with [`Error::MissingSignature`] as soon as the parse shows
+    /// it, before anything is built from it: once signatures are enforced, an
+    /// unsigned file costs no more than its parse.
+    Refuse,
+}
+
 /// A verified session document: owned ([`Value`], from [`load`]) or packed
 /// into the bytes of its file ([`Packed`], from [`verify_packed`]).
 #[derive(Debug)]
@@ -102,7 +138,7 @@ pub(crate) fn verify_bytes(bytes: &[u8], key: &SigningKey, limits: Limits) -> Re
 }
 
 /// Parses and verifies session bytes already read under the size gate, as
-/// [`load`] does, and returns the verified document packed into those same
+/// [`load`] does (an unsigned document as `unsigned` says), and returns the verified document packed into those same
 /// bytes ([`json::parse_packed`]): for a caller that hands the whole buffer
 /// on and refers to the strings inside it (the NIF, which makes them
 /// sub-binaries) instead of copying each one.
@@ -111,20 +147,33 @@ pub(crate) fn verify_bytes(bytes: &[u8], key: &SigningKey, limits: Limits) -> Re
 /// packing moves strings, never changes them.
 ///
 /// # Errors
-/// Everything [`load`] returns except the read errors.
-pub fn verify_packed(bytes: Vec<u8>, key: &SigningKey, limits: Limits) -> Result<Loaded<Packed>> {
+/// Everything [`load`] returns except the read errors, and
+/// [`Error::MissingSignature`] for an unsigned document under
+/// [`UnsignedFiles::Refuse`].
+pub fn verify_packed(
+    bytes: Vec<u8>,
+    key: &SigningKey,
+    limits: Limits,
+    unsigned: UnsignedFiles,
+) -> Result<Loaded<Packed>> {
     let size = bytes.len();
     let (document, signature) = json::parse_packed(bytes, limits.max_depth, |document| {
-        signature_of(document, key)
+        match signature_of(document, key)? {
+            SignatureState::Unsigned if unsigned == UnsignedFiles::Refuse => {
+                Err(Error::MissingSignature)
+            }
+            state => Ok(state),
+        }
     })?;
     Ok(loaded(document, signature, size))
 }
 
-/// The object check and signature check of every load path.
+/// The object check, member count and signature check of every load path.
 fn signature_of<S: AsRef<str>>(document: &Node<S>, key: &SigningKey) -> Result<SignatureState> {
-    if !matches!(document, Node::Object(_)) {
+    let Node::Object(members) = document else {
         return Err(Error::NotAnObject);
-    }
+    };
+    check_member_count(members.len())?;
     key.verify_document(document)
 }
 
@@ -141,9 +190,12 @@ fn loaded<D>(document: D, signature: SignatureState, size: usize) -> Loaded<D> {
 /// atomically and durably to `path` as pretty JSON. Returns the bytes written.
 ///
 /// # Errors
-/// [`Error::NotAnObject`]; [`Error::DocumentTooLarge`] if the result would be
-/// over `limits.max_file_size` (nothing is written: a store that writes files
-/// it later refuses to load would lose sessions); I/O errors of
+/// [`Error::NotAnObject`]; [`Error::InvalidJson`] for more than
+/// [`MAX_MEMBERS`] members; [`Error::DocumentTooLarge`] if the result would
+/// be over `limits.max_file_size`, [`Error::Unrepresentable`] if it would
+/// hold more values than the [`json::value_budget`] of its size allows
+/// (nothing is written: a store that writes files it later refuses to load
+/// would lose sessions); I/O errors of
 /// [`atomic_write::write_atomic`], which leaves the old file untouched.
 pub fn save<S>(path: &Path, mut document: Node<S>, key: &SigningKey, limits: Limits) -> Result<u64>
 where
@@ -155,6 +207,7 @@ where
     let Node::Object(members) = &mut document else {
         return Err(Error::NotAnObject);
     };
+    check_member_count(members.len())?;
     members.sort_by_key(|(k, _)| member_rank(k.as_ref()));
     // The pretty text is the canonical text plus indentation, the signature
     // and a few number spellings; size the buffer once rather than let it
@@ -164,6 +217,7 @@ where
     let estimate = canonical_len.saturating_add(canonical_len / 4 + 256);
     let mut bytes = Vec::with_capacity(usize::try_from(estimate).unwrap_or(usize::MAX));
     json::append_to(&document, &mut bytes, Layout::Pretty)?;
+    let values = json::value_count(&document);
     // The tree is not needed any more: free it before the write and its
     // fsyncs rather than after.
     drop(document);
@@ -173,6 +227,11 @@ where
             size,
             limit: limits.max_file_size,
         });
+    }
+    if values > json::value_budget(bytes.len()) {
+        return Err(Error::Unrepresentable(
+            "document holds more values than the size of its file allows (json::value_budget)",
+        ));
     }
     atomic_write::write_atomic(path, &bytes)?;
     Ok(size)

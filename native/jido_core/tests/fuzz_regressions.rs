@@ -203,8 +203,13 @@ fn exponents_beyond_the_double_range_are_refused_or_flushed_to_zero() {
         canon("[1e21,1e20,1e-7,0.000001]"),
         "[1e+21,100000000000000000000,1e-7,0.000001]"
     );
-    // Past u64 serde_json hands over a double (the documented known limit).
-    assert_eq!(canon("18446744073709551616"), "18446744073709552000");
+    // Past u64 serde_json hands over a double; the literal is refused all the
+    // same, while the same number spelled as a float stays a float.
+    assert_eq!(
+        invalid_json(json::parse(b"18446744073709551616", 1)),
+        "integer 18446744073709551616 is outside ±(2^53−1)"
+    );
+    assert_eq!(canon("1.8446744073709552e19"), "18446744073709552000");
     assert_eq!(
         invalid_json(json::parse(b"9007199254740992", 1)),
         "integer 9007199254740992 is outside ±(2^53−1)"

@@ -4,7 +4,7 @@
 
 use jido_core::json::{self, Document, Packed, Value};
 use jido_core::machine_secret::MachineSecret;
-use jido_core::session::{self, Limits};
+use jido_core::session::{self, Limits, UnsignedFiles};
 use jido_core::signing::{SignatureState, SigningKey};
 use jido_core::Error;
 use std::fs;
@@ -56,7 +56,8 @@ fn the_owned_and_packed_loads_of_a_saved_session_are_the_same_document() {
     assert_eq!(owned.signature, SignatureState::Signed);
     assert_eq!(owned.size, size);
 
-    let packed = session::verify_packed(bytes.clone(), &key(), limits()).unwrap();
+    let packed =
+        session::verify_packed(bytes.clone(), &key(), limits(), UnsignedFiles::Accept).unwrap();
     assert_eq!(packed.signature, SignatureState::Signed);
     assert_eq!(packed.size, size);
     assert_eq!(unpacked(&packed.document), owned.document);
@@ -92,7 +93,7 @@ fn every_load_path_refuses_a_tampered_string_alike() {
     let at = bytes.windows(6).position(|w| w == b"quoted").unwrap();
     bytes[at + 5] = b'D';
     assert!(matches!(
-        session::verify_packed(bytes.clone(), &key(), limits()),
+        session::verify_packed(bytes.clone(), &key(), limits(), UnsignedFiles::Accept),
         Err(Error::SignatureMismatch)
     ));
     fs::write(&path, &bytes).unwrap();
@@ -112,7 +113,8 @@ fn every_load_path_reports_an_unsigned_document_and_refuses_a_non_object() {
         session::load(&path, &key(), limits()).unwrap().signature,
         SignatureState::Unsigned
     );
-    let packed = session::verify_packed(unsigned.to_vec(), &key(), limits()).unwrap();
+    let packed =
+        session::verify_packed(unsigned.to_vec(), &key(), limits(), UnsignedFiles::Accept).unwrap();
     assert_eq!(packed.signature, SignatureState::Unsigned);
     assert_eq!(
         unpacked(&packed.document),
@@ -126,7 +128,7 @@ fn every_load_path_reports_an_unsigned_document_and_refuses_a_non_object() {
             Err(Error::NotAnObject)
         ));
         assert!(matches!(
-            session::verify_packed(not_object.to_vec(), &key(), limits()),
+            session::verify_packed(not_object.to_vec(), &key(), limits(), UnsignedFiles::Accept),
             Err(Error::NotAnObject)
         ));
     }
@@ -136,28 +138,31 @@ fn every_load_path_reports_an_unsigned_document_and_refuses_a_non_object() {
         ..limits()
     };
     assert!(matches!(
-        session::verify_packed(deep.into_bytes(), &key(), shallow),
+        session::verify_packed(deep.into_bytes(), &key(), shallow, UnsignedFiles::Accept),
         Err(Error::InvalidJson(_))
     ));
 }
 
 #[test]
 fn save_loads_back_a_document_made_of_many_tiny_values() {
-    // Indentation outweighs the values here, so the pretty text is well over
-    // the canonical size the buffer is first sized by.
+    // Indentation nearly doubles the text here, so the pretty text is well
+    // over the canonical size the buffer is first sized by. (The strings keep
+    // the document within the value budget of its size.)
     let members: Vec<(String, Value)> = (0..5_000)
         .map(|i| {
             (
                 format!("k{i}"),
-                Value::Array(vec![Value::Array(vec![Value::Integer(i)])]),
+                Value::Array(vec![Value::Array(vec![Value::String(format!("{i:0>40}"))])]),
             )
         })
         .collect();
     let dir = tempfile::tempdir().unwrap();
-    let (path, size) = saved(dir.path(), Value::Object(members.clone()));
+    let document = Value::Object(vec![("x-ext".to_owned(), Value::Object(members.clone()))]);
+    let (path, size) = saved(dir.path(), document);
     assert_eq!(fs::metadata(&path).unwrap().len(), size);
     let loaded = session::load(&path, &key(), limits()).unwrap().document;
-    assert_eq!(loaded.get("k4999"), members.last().map(|(_, v)| v));
+    let extension = loaded.get("x-ext").unwrap();
+    assert_eq!(extension.get("k4999"), members.last().map(|(_, v)| v));
 }
 
 #[test]

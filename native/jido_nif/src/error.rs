@@ -13,9 +13,11 @@
 //! | `MalformedSignature` | `:malformed_signature` |
 //! | `ForeignSignature { .. }` | `:foreign_signature` |
 //! | `SignatureMismatch` | `:signature_verification_failed` |
+//! | `MissingSignature` | `:missing_signature` |
 //! | `InsecureSecret { mode }` | `{:insecure_secret_permissions, mode}` |
 //! | `InvalidSecret { reason }` | `{:invalid_machine_secret, reason}` |
 //! | `DocumentTooLarge { size }` | `{:document_too_large, size}` |
+//! | `KeyTooLarge { size }` | `{:key_too_large, size}` |
 //! | `Locked` | `:locked` |
 //! | `Path(v)` | `:project_path_*` (one atom per rule) |
 
@@ -59,6 +61,8 @@ impl From<Error> for NifError {
             Error::MalformedSignature => ("malformed_signature", None),
             Error::ForeignSignature { .. } => ("foreign_signature", None),
             Error::SignatureMismatch => ("signature_verification_failed", None),
+            Error::MissingSignature => ("missing_signature", None),
+            Error::KeyTooLarge { size, .. } => ("key_too_large", Some(Int(size as u64))),
             Error::InsecureSecret { mode, .. } => {
                 ("insecure_secret_permissions", Some(Int(u64::from(mode))))
             }

@@ -4,7 +4,7 @@ use crate::crypto::{path_of, signature_atom, KeyResource};
 use crate::error::{Done, NifError, NifResult};
 use crate::terms::{self, new_binary};
 use jido_core::json::Value;
-use jido_core::session::{self, Limits};
+use jido_core::session::{self, Limits, UnsignedFiles};
 use jido_core::signing::SigningKey;
 use jido_core::{atomic_write, bounded_read, listing};
 use rustler::{Atom, Binary, Encoder, Env, ResourceArc, Term};
@@ -48,10 +48,12 @@ fn remove_stale_temp_files(dir: Binary, file_name: Option<Binary>) -> NifResult<
     )?)
 }
 
-/// `session_load(path, key, max_file_size, max_depth)
+/// `session_load(path, key, max_file_size, max_depth, allow_unsigned?)
 ///   :: {:ok, {document, :signed | :unsigned, size}} | {:error, reason}`
 ///
-/// Bounded read → parse → signature check → terms, on one parse.
+/// Bounded read → parse → signature check → terms, on one parse. With
+/// `allow_unsigned?` false an unsigned file is `{:error, :missing_signature}`
+/// before any term is built.
 /// `DirtyCpu`: a page-cache read is a memcpy; the parse and MAC dominate.
 #[rustler::nif(schedule = "DirtyCpu")]
 fn session_load<'a>(
@@ -60,27 +62,39 @@ fn session_load<'a>(
     key: ResourceArc<KeyResource>,
     max_file_size: u64,
     max_depth: usize,
+    allow_unsigned: bool,
 ) -> NifResult<(Term<'a>, Atom, u64)> {
     let limits = Limits {
         max_file_size,
         max_depth,
     };
     let bytes = bounded_read::read_regular(path_of(&path), max_file_size)?;
-    load_verified(env, bytes, &key.0, limits)
+    load_verified(env, bytes, &key.0, limits, unsigned_files(allow_unsigned))
+}
+
+/// The policy for an `allow_unsigned?` argument.
+pub fn unsigned_files(allow_unsigned: bool) -> UnsignedFiles {
+    if allow_unsigned {
+        UnsignedFiles::Accept
+    } else {
+        UnsignedFiles::Refuse
+    }
 }
 
 /// Parses and verifies session `bytes` read under the size gate, then builds
 /// the `{document, signature_state, size}` result. Shared by
-/// `session_load/4` and `session_lock_load/4`.
+/// `session_load/5` and `session_lock_load/5`.
 pub fn load_verified<'a>(
     env: Env<'a>,
     bytes: Vec<u8>,
     key: &SigningKey,
     limits: Limits,
+    unsigned: UnsignedFiles,
 ) -> NifResult<(Term<'a>, Atom, u64)> {
-    // Verified before any term exists; packing then moves each decoded
-    // string into the file buffer, over its escaped form.
-    let loaded = session::verify_packed(bytes, key, limits)?;
+    // Verified (and an unsigned file refused, if it must be) before any term
+    // exists; packing then moves each decoded string into the file buffer,
+    // over its escaped form.
+    let loaded = session::verify_packed(bytes, key, limits, unsigned)?;
     let document = terms::packed_to_term(env, loaded.document);
     Ok((document, signature_atom(loaded.signature), loaded.size))
 }

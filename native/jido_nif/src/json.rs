@@ -8,7 +8,7 @@ use rustler::{Binary, Env, Term};
 
 /// `json_decode(binary, max_depth) :: {:ok, term} | {:error, {:invalid_json, detail}}`
 ///
-/// Decodes a copy of the input packed as `session_load/4` packs a file, so
+/// Decodes a copy of the input packed as `session_load/5` packs a file, so
 /// that long strings, escaped or not, are sub-binaries of one buffer.
 #[rustler::nif(schedule = "DirtyCpu")]
 fn json_decode<'a>(env: Env<'a>, bytes: Binary<'a>, max_depth: usize) -> NifResult<Term<'a>> {

@@ -3,7 +3,7 @@
 
 use crate::crypto::{path_of, KeyResource};
 use crate::error::{Done, NifResult};
-use crate::files::load_verified;
+use crate::files::{load_verified, unsigned_files};
 use jido_core::session::Limits;
 use jido_core::session_lock::{self, LockedSession};
 use jido_core::Error;
@@ -34,8 +34,8 @@ fn session_lock(path: Binary) -> NifResult<ResourceArc<LockResource>> {
     Ok(ResourceArc::new(LockResource(Mutex::new(Some(locked)))))
 }
 
-/// `session_lock_load(lock, key, max_file_size, max_depth)` — as
-/// `session_load/4`, reading the locked file.
+/// `session_lock_load(lock, key, max_file_size, max_depth, allow_unsigned?)` —
+/// as `session_load/5`, reading the locked file.
 #[rustler::nif(schedule = "DirtyCpu")]
 fn session_lock_load<'a>(
     env: Env<'a>,
@@ -43,6 +43,7 @@ fn session_lock_load<'a>(
     key: ResourceArc<KeyResource>,
     max_file_size: u64,
     max_depth: usize,
+    allow_unsigned: bool,
 ) -> NifResult<(Term<'a>, Atom, u64)> {
     let limits = Limits {
         max_file_size,
@@ -53,7 +54,7 @@ fn session_lock_load<'a>(
         Some(locked) => Ok(locked.read(limits)?),
         None => Err(Error::NotFound.into()),
     })?;
-    load_verified(env, bytes, &key.0, limits)
+    load_verified(env, bytes, &key.0, limits, unsigned_files(allow_unsigned))
 }
 
 /// `session_lock_remove(lock) :: :ok | {:error, reason}` — deletes the locked

@@ -1,11 +1,14 @@
 //! Rate-limiter NIFs. Each limiter is its own resource (no global state, so
 //! tests can run isolated limiters side by side). Checks are O(1) under a
-//! sharded lock and run on the normal scheduler.
+//! sharded lock and run on the normal scheduler; operation names and keys
+//! over [`rate_limit::MAX_KEY_LEN`] bytes are refused with
+//! `{:error, {:key_too_large, size}}` before anything proportional to their
+//! size is done, so no argument can make a call long.
 
 use crate::atoms;
-use crate::error::Done;
-use jido_core::rate_limit::{Decision, Quota, RateLimiter};
-use rustler::{Encoder, Env, Error as RustlerError, ResourceArc, Term};
+use crate::error::{Done, NifError};
+use jido_core::rate_limit::{self, Decision, Quota, RateLimiter};
+use rustler::{Binary, Encoder, Env, Error as RustlerError, ResourceArc, Term};
 use std::collections::HashMap;
 
 /// A rate limiter held by the VM.
@@ -33,6 +36,33 @@ impl Encoder for DecisionTerm {
     }
 }
 
+/// A decision, or the refusal of an oversized key.
+pub struct Outcome(Result<Decision, NifError>);
+
+impl Encoder for Outcome {
+    fn encode<'a>(&self, env: Env<'a>) -> Term<'a> {
+        match &self.0 {
+            Ok(decision) => DecisionTerm(*decision).encode(env),
+            Err(e) => (atoms::error(), e).encode(env),
+        }
+    }
+}
+
+/// The operation name and key of a call, once the key rule of the core
+/// allows them: `Ok(Err(_))` for an oversized one (an error tuple), `Err`
+/// (badarg) for an operation name that is not UTF-8.
+#[allow(clippy::type_complexity)]
+fn checked<'b>(
+    op: &'b [u8],
+    key: &'b [u8],
+) -> Result<Result<(&'b str, &'b [u8]), NifError>, RustlerError> {
+    if let Err(e) = rate_limit::check_key(op, key) {
+        return Ok(Err(e.into()));
+    }
+    let op = std::str::from_utf8(op).map_err(|_| RustlerError::BadArg)?;
+    Ok(Ok((op, key)))
+}
+
 /// `{limit, window_ms}` with both positive; anything else is a programmer
 /// error (badarg).
 fn quota((limit, window_ms): (u32, u64)) -> Result<Quota, RustlerError> {
@@ -58,17 +88,14 @@ fn limiter_new() -> ResourceArc<LimiterResource> {
 #[rustler::nif]
 fn limiter_check_and_record(
     limiter: ResourceArc<LimiterResource>,
-    op: String,
-    key: rustler::Binary,
+    op: Binary,
+    key: Binary,
     per_key: (u32, u64),
     global: Option<(u32, u64)>,
-) -> Result<DecisionTerm, RustlerError> {
+) -> Result<Outcome, RustlerError> {
     let (q, g) = quotas(per_key, global)?;
-    Ok(DecisionTerm(limiter.0.check_and_record(
-        &op,
-        key.as_slice(),
-        q,
-        g,
+    Ok(Outcome(checked(op.as_slice(), key.as_slice())?.map(
+        |(op, key)| limiter.0.check_and_record(op, key, q, g),
     )))
 }
 
@@ -77,44 +104,52 @@ fn limiter_check_and_record(
 #[rustler::nif]
 fn limiter_check(
     limiter: ResourceArc<LimiterResource>,
-    op: String,
-    key: rustler::Binary,
+    op: Binary,
+    key: Binary,
     per_key: (u32, u64),
     global: Option<(u32, u64)>,
-) -> Result<DecisionTerm, RustlerError> {
+) -> Result<Outcome, RustlerError> {
     let (q, g) = quotas(per_key, global)?;
-    Ok(DecisionTerm(limiter.0.check(&op, key.as_slice(), q, g)))
+    Ok(Outcome(
+        checked(op.as_slice(), key.as_slice())?.map(|(op, key)| limiter.0.check(op, key, q, g)),
+    ))
 }
 
-/// `limiter_record(limiter, op, key, quota, global | nil) :: :ok` — counts an
-/// attempt unconditionally.
+/// `limiter_record(limiter, op, key, quota, global | nil) :: :ok | {:error, {:key_too_large, size}}`
+/// — counts an attempt unconditionally.
 #[rustler::nif]
 fn limiter_record(
     limiter: ResourceArc<LimiterResource>,
-    op: String,
-    key: rustler::Binary,
+    op: Binary,
+    key: Binary,
     per_key: (u32, u64),
     global: Option<(u32, u64)>,
 ) -> Result<Done, RustlerError> {
     let (q, g) = quotas(per_key, global)?;
-    limiter.0.record(&op, key.as_slice(), q, g);
-    Ok(Done(Ok(())))
+    Ok(Done(
+        checked(op.as_slice(), key.as_slice())?.map(|(op, key)| limiter.0.record(op, key, q, g)),
+    ))
 }
 
-/// `limiter_reset(limiter, op, key | nil) :: :ok` — `nil` resets the
-/// operation's global window.
+/// `limiter_reset(limiter, op, key | nil) :: :ok | {:error, {:key_too_large, size}}`
+/// — `nil` resets the operation's global window.
 #[rustler::nif]
 fn limiter_reset(
     limiter: ResourceArc<LimiterResource>,
-    op: String,
-    key: Option<rustler::Binary>,
-) -> Done {
+    op: Binary,
+    key: Option<Binary>,
+) -> Result<Done, RustlerError> {
+    let key_bytes = key.as_ref().map_or(&[][..], |k| k.as_slice());
+    let (op, key_bytes) = match checked(op.as_slice(), key_bytes)? {
+        Ok(pair) => pair,
+        Err(e) => return Ok(Done(Err(e))),
+    };
     // Whether there was anything to forget does not matter to callers.
     let _had_entry = match key {
-        Some(key) => limiter.0.reset(&op, key.as_slice()),
-        None => limiter.0.reset_global(&op),
+        Some(_) => limiter.0.reset(op, key_bytes),
+        None => limiter.0.reset_global(op),
     };
-    Done(Ok(()))
+    Ok(Done(Ok(())))
 }
 
 /// `limiter_sweep(limiter) :: {:ok, removed}` — drops idle keys. `DirtyCpu`:

@@ -17,15 +17,11 @@
 
 use crate::atoms;
 use crate::error::NifError;
-use jido_core::json::{Document, Node, Packed, Span};
+use jido_core::json::{self, Document, Node, Packed, Span};
 use jido_core::Error;
 use rustler::types::map::MapIterator;
 use rustler::{Binary, Encoder, Env, ListIterator, NewBinary, ResourceArc, Term, TermType};
 use std::borrow::Cow;
-
-/// Largest integer magnitude that survives a round trip through an IEEE-754
-/// double, which is how RFC 8785 canonicalizes numbers.
-const MAX_SAFE_INTEGER: i64 = (1 << 53) - 1;
 
 /// Strings up to this many bytes are copied into a heap binary; longer ones
 /// become sub-binaries of the buffer they were parsed into. 64 bytes is the VM's
@@ -267,15 +263,22 @@ pub fn new_binary<'a>(env: Env<'a>, bytes: &[u8]) -> Binary<'a> {
 }
 
 /// Converts an Erlang term to a document, refusing anything that has no
-/// faithful JSON form. Strings borrow the term's binaries (valid for the
-/// whole NIF call) instead of copying them; only atoms are converted to new
-/// strings. `max_depth` bounds recursion (terms can be arbitrarily deep; a
-/// dirty scheduler's stack is not).
+/// faithful JSON form, with the JSON model's rules (integers within
+/// ±(2^53−1), unique keys) taken from the core. Strings borrow the term's
+/// binaries (valid for the whole NIF call) instead of copying them; only
+/// atoms are converted to new strings.
+///
+/// The conversion recurses once per level, so `max_depth` — a NIF argument,
+/// hence anything — is clamped with [`json::clamp_depth`] as every parser
+/// clamps it: terms can be arbitrarily deep, a dirty scheduler's stack is
+/// not (a 400-deep list converted under `max_depth` 1,000,000 overflowed it
+/// and killed the VM). Nothing deeper could be written anyway.
 ///
 /// # Errors
 /// `Error::Unrepresentable` (→ `{:unsupported_term, detail}`).
 pub fn from_term(term: Term<'_>, max_depth: usize) -> Result<Document<'_>, NifError> {
-    convert(term, max_depth).map_err(|what| NifError::from(Error::Unrepresentable(what)))
+    convert(term, json::clamp_depth(max_depth))
+        .map_err(|what| NifError::from(Error::Unrepresentable(what)))
 }
 
 fn convert(term: Term<'_>, depth_left: usize) -> Result<Document<'_>, &'static str> {
@@ -288,7 +291,7 @@ fn convert(term: Term<'_>, depth_left: usize) -> Result<Document<'_>, &'static s
         )?))),
         TermType::Integer => {
             let i: i64 = term.decode().map_err(|_| "integer outside ±(2^53-1)")?;
-            if i.abs() > MAX_SAFE_INTEGER {
+            if !json::is_safe_integer(i) {
                 return Err("integer outside ±(2^53-1)");
             }
             Ok(Node::Integer(i))
@@ -325,7 +328,11 @@ fn convert(term: Term<'_>, depth_left: usize) -> Result<Document<'_>, &'static s
                 }
                 members.push((key, convert(v, depth_left)?));
             }
-            refuse_duplicate_keys(&members)?;
+            // `%{:name => 1, "name" => 2}` would make a JSON object with a
+            // duplicate key, which the parser refuses on load.
+            if json::duplicate_key_in(&members).is_some() {
+                return Err("map has the same key as an atom and as a binary");
+            }
             Ok(Node::Object(members))
         }
         TermType::Tuple => Err("tuple"),
@@ -359,26 +366,4 @@ fn atom_value(term: Term<'_>) -> Result<Document<'_>, &'static str> {
         "nil" => Node::Null,
         _ => Node::String(Cow::Owned(name)),
     })
-}
-
-/// `%{:name => 1, "name" => 2}` would produce a JSON object with a duplicate
-/// key, which our own parser refuses on load; refuse it on the way in too.
-fn refuse_duplicate_keys(members: &[(Cow<'_, str>, Document<'_>)]) -> Result<(), &'static str> {
-    const DUPLICATE: &str = "map has the same key as an atom and as a binary";
-    // Maps of a session are small (a message has a handful of keys): compare
-    // every pair rather than allocate; sort references for big ones.
-    if members.len() <= 16 {
-        for (i, (key, _)) in members.iter().enumerate() {
-            if members[..i].iter().any(|(k, _)| k == key) {
-                return Err(DUPLICATE);
-            }
-        }
-        return Ok(());
-    }
-    let mut keys: Vec<&str> = members.iter().map(|(k, _)| k.as_ref()).collect();
-    keys.sort_unstable();
-    if keys.windows(2).any(|w| w[0] == w[1]) {
-        return Err(DUPLICATE);
-    }
-    Ok(())
 }

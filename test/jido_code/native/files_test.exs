@@ -76,7 +76,7 @@ defmodule JidoCode.Native.FilesTest do
     end
   end
 
-  describe "session_save/5 and session_load/4" do
+  describe "session_save/5 and session_load/5" do
     test "saves a signed file with metadata first and loads the same terms", %{dir: dir, key: key} do
       path = Path.join(dir, "s.json")
 
@@ -95,7 +95,7 @@ defmodule JidoCode.Native.FilesTest do
       assert {conversation_at, _} = :binary.match(text, ~s("conversation"))
       assert version_at < conversation_at
 
-      assert {:ok, {loaded, :signed, ^size}} = Native.session_load(path, key, 10 * @mib, 64)
+      assert {:ok, {loaded, :signed, ^size}} = Native.session_load(path, key, 10 * @mib, 64, true)
       assert %{"id" => "abc", "version" => 1, "key_id" => key_id, "signature" => _} = loaded
       assert key_id == Native.signing_key_id(key)
       assert loaded["conversation"] == [%{"role" => "user", "content" => "hi"}]
@@ -126,7 +126,7 @@ defmodule JidoCode.Native.FilesTest do
       }
 
       assert {:ok, size} = Native.session_save(path, doc, key, 10 * @mib, 64)
-      assert {:ok, {loaded, :signed, ^size}} = Native.session_load(path, key, 10 * @mib, 64)
+      assert {:ok, {loaded, :signed, ^size}} = Native.session_load(path, key, 10 * @mib, 64, true)
       assert Map.drop(loaded, ["key_id", "signature"]) == doc
 
       # Loading again from the returned terms and saving them gives the same
@@ -140,12 +140,12 @@ defmodule JidoCode.Native.FilesTest do
       path = Path.join(dir, "s.json")
       {:ok, _} = Native.session_save(path, %{name: "a"}, key, @mib, 64)
       File.write!(path, String.replace(File.read!(path), ~s("a"), ~s("b")))
-      assert {:error, :signature_verification_failed} = Native.session_load(path, key, @mib, 64)
+      assert {:error, :signature_verification_failed} = Native.session_load(path, key, @mib, 64, true)
 
       File.write!(path, ~s({"name":"legacy"}))
 
       assert {:ok, {%{"name" => "legacy"}, :unsigned, _}} =
-               Native.session_load(path, key, @mib, 64)
+               Native.session_load(path, key, @mib, 64, true)
     end
 
     test "refuses to write a document over the limit and keeps the old file", %{
@@ -163,15 +163,15 @@ defmodule JidoCode.Native.FilesTest do
 
     test "hostile files get their documented error", %{dir: dir, key: key} do
       fifo = mkfifo!(Path.join(dir, "fifo.json"))
-      assert {:error, :not_regular_file} = Native.session_load(fifo, key, @mib, 64)
+      assert {:error, :not_regular_file} = Native.session_load(fifo, key, @mib, 64, true)
 
       array = Path.join(dir, "array.json")
       File.write!(array, "[1,2]")
-      assert {:error, :not_an_object} = Native.session_load(array, key, @mib, 64)
+      assert {:error, :not_an_object} = Native.session_load(array, key, @mib, 64, true)
 
       garbage = Path.join(dir, "garbage.json")
       File.write!(garbage, "{not json")
-      assert {:error, {:invalid_json, _}} = Native.session_load(garbage, key, @mib, 64)
+      assert {:error, {:invalid_json, _}} = Native.session_load(garbage, key, @mib, 64, true)
     end
 
     test "refuses unsupported terms without writing anything", %{dir: dir, key: key} do

@@ -35,7 +35,7 @@ defmodule JidoCode.Native.NifContractTest do
       fn -> Native.write_file_atomic(nowhere <> garbage, "x") end,
       fn -> Native.create_private_dir("/proc/" <> garbage) end,
       fn -> Native.remove_stale_temp_files(nowhere <> garbage, nil) end,
-      fn -> Native.session_load(garbage, key, 10, 64) end,
+      fn -> Native.session_load(garbage, key, 10, 64, true) end,
       fn -> Native.session_save(nowhere <> garbage, %{}, key, 10, 64) end,
       fn -> Native.path_validate(garbage, nil, []) end,
       fn -> Native.path_pin(garbage, [garbage], [garbage]) end,

@@ -25,7 +25,7 @@ use std::path::{Path, PathBuf};
 use jido_core::json::{self, Layout, Value, MAX_SAFE_INTEGER};
 use jido_core::listing::{self, BULK_MEMBERS, DEFAULT_PREFIX_LEN, REQUIRED_METADATA};
 use jido_core::path_guard::{self, PathPolicy};
-use jido_core::session::Limits;
+use jido_core::session::{self, Limits};
 use jido_core::{canonical, Error, PathViolation};
 
 /// Nesting depth the JSON checks parse with: the session store's default.
@@ -44,6 +44,9 @@ pub fn json_parse(data: &[u8]) {
         let mut streamed = Vec::new();
         json::to_writer(&value, &mut streamed, layout).expect("a parsed value is writable");
         assert_eq!(streamed, text, "to_writer and to_vec differ ({layout:?})");
+        if denser_than_budget(&value, &text) {
+            continue;
+        }
         let back = json::parse(&text, DEPTH).expect("what to_writer writes parses back");
         assert_eq!(
             normalized(&back),
@@ -57,7 +60,15 @@ pub fn json_parse(data: &[u8]) {
     canonical_form_holds(&canon, &value);
 }
 
-/// `json::parse` must be serde_json's grammar plus exactly three refusals of
+/// Whether `text`, written from `value`, is too short for the value budget of
+/// its own length: compact text drops the whitespace the input had, so a
+/// document within the budget of its input can exceed the budget of its
+/// compact form, and is then (rightly) refused.
+fn denser_than_budget(value: &Value, text: &[u8]) -> bool {
+    json::value_count(value) > json::value_budget(text.len())
+}
+
+/// `json::parse` must be serde_json's grammar plus exactly four refusals of
 /// its own, and must produce the value serde_json produces.
 fn agrees_with_serde_json(data: &[u8], ours: &jido_core::Result<Value>) {
     let theirs = serde_json::from_slice::<serde_json::Value>(data);
@@ -72,8 +83,18 @@ fn agrees_with_serde_json(data: &[u8], ours: &jido_core::Result<Value>) {
         (Ok(_), Err(err)) => panic!("json::parse accepted what serde_json refuses: {err}"),
         (Err(Error::InvalidJson(detail)), Ok(reference)) => {
             let depth = detail.starts_with("nesting deeper than");
+            let budget = detail.starts_with("more than ");
+            if budget {
+                assert!(
+                    serde_values(&reference) > json::value_budget(data.len()),
+                    "value budget refusal of a sparse document"
+                );
+            }
             assert!(
-                depth || detail.starts_with("duplicate key") || detail.starts_with("integer "),
+                depth
+                    || budget
+                    || detail.starts_with("duplicate key")
+                    || detail.starts_with("integer "),
                 "json::parse refused valid JSON with a grammar error: {detail}"
             );
             if depth {
@@ -103,6 +124,17 @@ fn to_serde(value: &Value) -> serde_json::Value {
                 .map(|(k, v)| (k.clone(), to_serde(v)))
                 .collect(),
         ),
+    }
+}
+
+/// Values and keys of `value`, counted as [`json::value_budget`] counts them.
+fn serde_values(value: &serde_json::Value) -> usize {
+    match value {
+        serde_json::Value::Array(items) => 1 + items.iter().map(serde_values).sum::<usize>(),
+        serde_json::Value::Object(members) => {
+            1 + members.values().map(|v| 1 + serde_values(v)).sum::<usize>()
+        }
+        _ => 1,
     }
 }
 
@@ -158,6 +190,9 @@ pub fn jcs_canonicalize(data: &[u8]) {
     canonical_form_holds(&canon, &input);
     for layout in [Layout::Compact, Layout::Pretty] {
         let text = json::to_vec(&input, layout).expect("a parsed value is writable");
+        if denser_than_budget(&input, &text) {
+            continue;
+        }
         assert_eq!(
             canonical::canonicalize(&text, DEPTH).expect("written text parses"),
             canon,
@@ -747,6 +782,13 @@ pub fn listing_metadata(file: &Path, data: &[u8]) {
     }
     let ends = |k: &str| k == "signature" || BULK_MEMBERS.contains(&k);
     match json::parse(doc, limits.max_depth) {
+        Ok(Value::Object(members)) if members.len() > session::MAX_MEMBERS => match got {
+            // Refused once the prefix shows one member too many; listed only
+            // if the prefix stopped before seeing them all.
+            Err(Error::InvalidJson(detail)) => assert!(detail.contains("top-level members")),
+            Ok(meta) => assert_eq!(meta.layout, listing::Layout::Prefix),
+            Err(other) => panic!("a document of too many members gave {other:?}"),
+        },
         Ok(Value::Object(members)) => {
             let meta = got.unwrap_or_else(|e| {
                 panic!("a valid document is refused by the listing (prefix {prefix_len}): {e:?}")
