@@ -884,3 +884,92 @@ proptest! {
         prop_assert_eq!(&packed, &owned);
     }
 }
+
+// ---- integer literals beyond 64 bits (issue 10) -------------------------------
+
+/// Regression: serde_json hands a literal beyond u64 over as a double, which
+/// was accepted as the float 1.8446744073709552e19 although the format
+/// promises every integer lies within ±(2^53−1).
+#[test]
+fn the_integer_literal_18446744073709551617_is_refused() {
+    assert_eq!(
+        refusal(parse("[18446744073709551617]")),
+        "integer 18446744073709551617 is outside ±(2^53−1)"
+    );
+}
+
+/// Regression: the negative twin, just past i64.
+#[test]
+fn the_integer_literal_minus_9223372036854775809_is_refused() {
+    assert_eq!(
+        refusal(parse("[-9223372036854775809]")),
+        "integer -9223372036854775809 is outside ±(2^53−1)"
+    );
+}
+
+/// Regression: a 301-digit literal came back as 1e300.
+#[test]
+fn a_301_digit_integer_literal_is_refused_and_its_message_is_cut_short() {
+    let literal = format!("1{}", "0".repeat(300));
+    let detail = refusal(parse(&format!("{{\"n\":[{literal}]}}")));
+    assert!(detail.starts_with("integer 1000"), "{detail}");
+    assert!(detail.contains("(301 characters)"), "{detail}");
+    assert!(detail.len() < 120, "{detail}");
+}
+
+#[test]
+fn the_same_numbers_spelled_as_floats_stay_floats() {
+    for text in [
+        "1.8446744073709552e19",
+        "-9.223372036854775809e18",
+        "1e300",
+        "1E19",
+        "18446744073709551617.0",
+    ] {
+        let value = parse(&format!("[{text}, \"18446744073709551617\"]")).unwrap();
+        assert!(
+            matches!(value.as_array().unwrap()[0], Value::Float(_)),
+            "{text}"
+        );
+    }
+}
+
+#[test]
+fn digits_inside_strings_never_count_as_integer_literals() {
+    let value = parse(r#"{"a":"\"99999999999999999999","b":1e20}"#).unwrap();
+    assert_eq!(value.get("b"), Some(&Value::Float(1e20)));
+}
+
+// ---- value budget (issue 10) ----------------------------------------------------
+
+/// Regression: a 10 MiB file of `0,` cost +482 MiB before it was refused.
+#[test]
+fn a_document_of_tiny_values_is_refused_once_it_holds_more_than_its_value_budget() {
+    let dense = format!("{{\"conversation\":[{}0]}}", "0,".repeat(100_000));
+    let detail = refusal(parse(&dense));
+    assert!(detail.starts_with("more than "), "{detail}");
+    assert_eq!(json::value_budget(dense.len()), dense.len() / 16 + 1024);
+}
+
+#[test]
+fn a_conversation_of_one_word_messages_is_well_within_the_value_budget() {
+    let message = r#"{
+      "id": "0f8e2c2a-7c1b-4c55-9d3e-3c7a0b8a1f0e",
+      "role": "user",
+      "content": "ok",
+      "timestamp": "2025-12-01T10:00:00.123456Z"
+    }"#;
+    let text = format!(
+        "{{\"conversation\": [{}]}}",
+        vec![message; 20_000].join(",\n    ")
+    );
+    let value = parse(&text).unwrap();
+    assert!(json::value_count(&value) < json::value_budget(text.len()));
+}
+
+#[test]
+fn value_count_counts_as_the_budget_does() {
+    let value = parse(r#"{"a":[1,{"b":null}],"c":"x"}"#).unwrap();
+    // object, a, [..], 1, {..}, b, null, c, "x"
+    assert_eq!(json::value_count(&value), 9);
+}

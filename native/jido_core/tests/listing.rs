@@ -637,3 +637,112 @@ fn list_dir_time_is_flat_in_conversation_size() {
         );
     }
 }
+
+// ---- work budget (issue 10) -------------------------------------------------
+
+/// Regression: the prefix reader compared each new top-level key with every
+/// previous one, so an 80 KB file of 10,500 keys cost ~160 ms to list and
+/// 200 of them stalled `list_persisted` for 30 s. The file is now refused
+/// after one member too many — from its first page — and in its full scan.
+#[test]
+fn listing_an_80_kb_file_of_10_500_top_level_keys_is_refused_from_its_first_page() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("hostile.json");
+    // The shortest distinct keys: 1 to 3 base-62 digits.
+    let digits: Vec<char> = ('0'..='9').chain('a'..='z').chain('A'..='Z').collect();
+    let key = |mut i: usize| {
+        let mut k = String::new();
+        loop {
+            k.insert(0, digits[i % 62]);
+            i /= 62;
+            if i == 0 {
+                return k;
+            }
+            i -= 1;
+        }
+    };
+    let members: Vec<String> = (0..10_500).map(|i| format!("\"{}\":0", key(i))).collect();
+    let text = format!("{{{}}}", members.join(","));
+    assert!((70_000..90_000).contains(&text.len()), "{}", text.len());
+    fs::write(&path, &text).unwrap();
+    for prefix_len in [4096, DEFAULT_PREFIX_LEN, 0] {
+        match listing::read_metadata(&path, Limits::default(), prefix_len) {
+            // The member cap or, on the full scan, the value budget.
+            Err(Error::InvalidJson(detail)) => assert!(
+                detail.contains("more than 64 top-level members")
+                    || detail.starts_with("more than "),
+                "{detail}"
+            ),
+            other => panic!("prefix {prefix_len}: {other:?}"),
+        }
+    }
+}
+
+#[test]
+fn a_top_level_key_repeated_among_many_is_found_by_sorting_and_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("s.json");
+    let mut members: Vec<String> = (0..40).map(|i| format!("\"x-{i}\":1")).collect();
+    members.push("\"x-3\":2".to_owned());
+    fs::write(
+        &path,
+        format!("{{{},\"conversation\":[]}}", members.join(",")),
+    )
+    .unwrap();
+    match listing::read_metadata(&path, Limits::default(), DEFAULT_PREFIX_LEN) {
+        Err(Error::InvalidJson(detail)) => assert_eq!(detail, r#"duplicate key "x-3""#),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn a_session_with_64_top_level_members_is_listed_and_loaded_and_one_with_65_is_refused_by_both() {
+    let dir = tempfile::tempdir().unwrap();
+    for (count, accepted) in [
+        (session::MAX_MEMBERS, true),
+        (session::MAX_MEMBERS + 1, false),
+    ] {
+        let path = dir.path().join(format!("{count}.json"));
+        let text = session_text("id", "n", 10);
+        let Value::Object(mut members) = json::parse(text.as_bytes(), 64).unwrap() else {
+            unreachable!()
+        };
+        let mut extra = 0;
+        // Saving adds `key_id` and `signature`.
+        while members.len() + 2 < count {
+            members.push((format!("x-{extra}"), Value::Integer(extra)));
+            extra += 1;
+        }
+        let saved = session::save(
+            &path,
+            Value::Object(members.clone()),
+            &key(),
+            Limits::default(),
+        );
+        let listed = listing::read_metadata(&path, Limits::default(), DEFAULT_PREFIX_LEN);
+        if accepted {
+            saved.unwrap();
+            listed.unwrap();
+            session::load(&path, &key(), Limits::default()).unwrap();
+        } else {
+            assert!(matches!(saved, Err(Error::InvalidJson(_))), "{saved:?}");
+            // Written by hand, as no save would write it: as many members
+            // as the signed file would have had.
+            members.push(("key_id".to_owned(), Value::String("k".into())));
+            members.push(("signature".to_owned(), Value::String("s".into())));
+            fs::write(
+                &path,
+                json::to_vec(&Value::Object(members), json::Layout::Pretty).unwrap(),
+            )
+            .unwrap();
+            assert!(matches!(
+                listed,
+                Err(Error::NotFound) | Err(Error::InvalidJson(_))
+            ));
+            let listed = listing::read_metadata(&path, Limits::default(), DEFAULT_PREFIX_LEN);
+            assert!(matches!(listed, Err(Error::InvalidJson(_))), "{listed:?}");
+            let loaded = session::load(&path, &key(), Limits::default());
+            assert!(matches!(loaded, Err(Error::InvalidJson(_))), "{loaded:?}");
+        }
+    }
+}

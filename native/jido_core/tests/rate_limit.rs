@@ -510,3 +510,24 @@ fn microbenchmark_check_and_record() {
         }
     }
 }
+
+// ---- key size (issue 10) ------------------------------------------------------
+
+/// Regression: a 400 MB key ran 185–770 ms on a normal scheduler and stayed in
+/// memory; the binding now refuses keys over `MAX_KEY_LEN` with this check.
+#[test]
+fn keys_and_operations_over_max_key_len_are_refused_before_any_work() {
+    use jido_core::rate_limit::{check_key, MAX_KEY_LEN};
+    assert!(check_key(b"resume", &[7; MAX_KEY_LEN]).is_ok());
+    for (op, key) in [
+        (&b"resume"[..], &vec![7; MAX_KEY_LEN + 1][..]),
+        (&vec![b'o'; MAX_KEY_LEN + 1][..], &b"k"[..]),
+    ] {
+        match check_key(op, key) {
+            Err(jido_core::Error::KeyTooLarge { size, limit }) => {
+                assert_eq!((size, limit), (MAX_KEY_LEN + 1, MAX_KEY_LEN));
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+}

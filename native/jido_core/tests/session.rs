@@ -196,3 +196,25 @@ fn a_borrowed_document_saves_exactly_as_its_owned_copy() {
     session::save(&b, borrowed.into_owned(), &key(), limits()).unwrap();
     assert_eq!(fs::read(&a).unwrap(), fs::read(&b).unwrap());
 }
+
+// ---- unsigned policy (issue 10) -------------------------------------------------
+
+/// Regression: an unsigned 10 MiB file cost +482 MiB (terms included) before
+/// Elixir refused it; refusing is now decided on the parsed tree.
+#[test]
+fn under_the_refuse_policy_an_unsigned_document_is_missing_signature_and_a_signed_one_loads() {
+    let unsigned = br#"{"version":1,"id":"x"}"#.to_vec();
+    assert!(matches!(
+        session::verify_packed(unsigned.clone(), &key(), limits(), UnsignedFiles::Refuse),
+        Err(Error::MissingSignature)
+    ));
+    let accepted =
+        session::verify_packed(unsigned, &key(), limits(), UnsignedFiles::Accept).unwrap();
+    assert_eq!(accepted.signature, SignatureState::Unsigned);
+
+    let dir = tempfile::tempdir().unwrap();
+    let (path, _) = saved(dir.path(), session_document());
+    let signed = fs::read(&path).unwrap();
+    let loaded = session::verify_packed(signed, &key(), limits(), UnsignedFiles::Refuse).unwrap();
+    assert_eq!(loaded.signature, SignatureState::Signed);
+}
