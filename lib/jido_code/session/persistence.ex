@@ -329,7 +329,12 @@ defmodule JidoCode.Session.Persistence do
       path = session_file(session_id)
 
       path
-      |> Native.session_load(key, Config.max_file_size(), Config.max_json_depth(), unsigned_allowed?())
+      |> Native.session_load(
+        key,
+        Config.max_file_size(),
+        Config.max_json_depth(),
+        unsigned_allowed?()
+      )
       |> accept_loaded(session_id, path)
     end
   end

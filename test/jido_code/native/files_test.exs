@@ -140,7 +140,9 @@ defmodule JidoCode.Native.FilesTest do
       path = Path.join(dir, "s.json")
       {:ok, _} = Native.session_save(path, %{name: "a"}, key, @mib, 64)
       File.write!(path, String.replace(File.read!(path), ~s("a"), ~s("b")))
-      assert {:error, :signature_verification_failed} = Native.session_load(path, key, @mib, 64, true)
+
+      assert {:error, :signature_verification_failed} =
+               Native.session_load(path, key, @mib, 64, true)
 
       File.write!(path, ~s({"name":"legacy"}))
 
