@@ -173,6 +173,43 @@ defmodule JidoBench.Data do
   end
 
   @doc """
+  The hostile listing file of issue 10: one object of 10,500 top-level keys
+  (the shortest distinct ones, 1 to 3 base-62 digits) in about 80 KB. The
+  prefix reader used to compare each new key with every previous one.
+  """
+  def hostile_listing_file do
+    members = for i <- 0..10_499, do: [?", base62(i), ~s(":0)]
+    IO.iodata_to_binary(["{", Enum.intersperse(members, ","), "}"])
+  end
+
+  @digits ~c"0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+
+  defp base62(i) when i < 62, do: [Enum.at(@digits, i)]
+  defp base62(i), do: base62(div(i, 62) - 1) ++ [Enum.at(@digits, rem(i, 62))]
+
+  @doc """
+  A hostile session file of `bytes` bytes for `id`: valid metadata, then a
+  conversation of `element` repeated (`"0"` makes the file of tiny values of
+  issue 10), and, if `signature` is given, a `key_id` and a `signature` that
+  do not verify.
+  """
+  def hostile_session_file(id, bytes, element, signature \\ nil) do
+    head =
+      ~s({"version":1,"id":"#{id}","name":"hostile","project_path":"/nonexistent",) <>
+        ~s("created_at":"2025-03-01T09:00:00Z","updated_at":"2025-03-01T09:00:00Z",) <>
+        ~s("closed_at":"2025-03-01T09:00:00Z","todos":[],"conversation":[)
+
+    tail =
+      case signature do
+        nil -> "0]}"
+        {key_id, mac} -> ~s(0],"key_id":"#{key_id}","signature":"#{Base.encode64(mac)}"})
+      end
+
+    n = div(bytes - byte_size(head) - byte_size(tail), byte_size(element) + 1)
+    IO.iodata_to_binary([head, List.duplicate([element, ?,], n), tail])
+  end
+
+  @doc """
   How many pool messages make a saved file of about `target_bytes`, using
   `measure.(persisted) :: bytes` (a real save) to calibrate.
   """

@@ -108,6 +108,46 @@ defmodule JidoBench.Measure do
     end
   end
 
+  @doc """
+  Peak growth of the VM's memory while `fun` (arity 0) runs, in bytes: the
+  median over `runs` samples, each in a fresh process.
+
+  Measured at the allocators: for every allocator instance, the largest
+  carrier size since the previous query (`carriers_size` of
+  `:erlang.system_info({:allocator, a})`, which resets that maximum) minus
+  the size before the call. The NIF allocates through `enif_alloc`, so its
+  buffers and trees count as much as the terms it builds. Summing per-instance
+  maxima that need not coincide over-estimates the peak a little, never
+  under-estimates it.
+  """
+  def peak_memory(fun, runs) do
+    samples(
+      fn ->
+        :erlang.garbage_collect()
+        {before, _} = carriers()
+        fun.()
+        {_, peak} = carriers()
+        %{peak: max(peak - before, 0)}
+      end,
+      runs: runs
+    )
+    |> Map.fetch!(:peak)
+    |> Map.fetch!(:median)
+  end
+
+  # {current, max since the last call} of all carriers, summed over every
+  # instance of every allocator.
+  defp carriers do
+    for alloc <- :erlang.system_info(:alloc_util_allocators),
+        {:instance, _, info} <- :erlang.system_info({:allocator, alloc}) || [],
+        kind <- [:mbcs, :sbcs],
+        is_list(info[kind]),
+        {:carriers_size, current, last_max, _max} <- [List.keyfind(info[kind], :carriers_size, 0)],
+        reduce: {0, 0} do
+      {c, m} -> {c + current, m + last_max}
+    end
+  end
+
   @doc "Calls `fun` `n` times."
   def repeat(_fun, 0), do: :ok
 

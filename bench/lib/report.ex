@@ -36,6 +36,7 @@ defmodule JidoBench.Report do
       load_table(r),
       save_table(r),
       list_table(r),
+      hostile_table(r),
       rate_table(r),
       wrapper_table(r),
       reference_table(r),
@@ -143,6 +144,7 @@ defmodule JidoBench.Report do
         pass: flat <= 1.3,
         cause: {:flat, flat}
       },
+      hostile_targets(r),
       %{
         name: "check_and_record ≤ 2 µs (public API, 1 caller)",
         measured: "allowed #{ns(rl.allowed.median)}, refused #{ns(rl.denied.median)}",
@@ -169,7 +171,45 @@ defmodule JidoBench.Report do
         cause: {:gc, gc_native}
       }
     ]
+    |> List.flatten()
   end
+
+  # Issue 10: hostile listing ≤ 2× valid; peak memory of loads.
+  defp hostile_targets(%{hostile: h}) do
+    l = h.listing
+    ratio = med(l.hostile) / med(l.valid)
+    valid = h.memory.valid
+
+    [
+      %{
+        name: "list #{l.count} hostile 80 KB files ≤ 2× #{l.count} valid ones",
+        measured:
+          "#{ms(med(l.hostile))} vs #{ms(med(l.valid))} = #{x(ratio)} (before: 31–33 s, ~160 ms per file)",
+        limit: "≤ 2.0×",
+        pass: ratio <= 2,
+        cause: {:plain, "hostile #{ms(med(l.hostile))}, valid #{ms(med(l.valid))}"}
+      },
+      %{
+        name: "peak memory of a valid #{valid.label} load ≤ 3× the file",
+        measured: "#{mib(med(valid.peak))} = #{x(med(valid.peak) / valid.bytes)} the file",
+        limit: "≤ 3.0×",
+        pass: med(valid.peak) <= 3 * valid.bytes,
+        cause: {:plain, "#{mib(med(valid.peak))} for #{mib(valid.bytes)}"}
+      }
+    ] ++
+      for m <- h.memory.hostile, not String.contains?(m.label, "within the value budget") do
+        %{
+          name: "peak memory of a rejected 10 MiB file of #{m.label} ≤ 4×",
+          measured:
+            "#{mib(med(m.peak))} = #{x(med(m.peak) / m.bytes)} the file (#{inspect(m.reason)})",
+          limit: "≤ 4.0×",
+          pass: med(m.peak) <= 4 * m.bytes,
+          cause: {:plain, "#{mib(med(m.peak))} for #{mib(m.bytes)}"}
+        }
+      end
+  end
+
+  defp hostile_targets(_older_results), do: []
 
   defp control(r) do
     r.walls
@@ -281,6 +321,7 @@ defmodule JidoBench.Report do
   end
 
   defp cause({:gc, gc}, _r), do: "#{num(gc)} long_gc per load."
+  defp cause({:plain, text}, _r), do: text <> "."
 
   # -- tables ---------------------------------------------------------------
 
@@ -464,6 +505,65 @@ defmodule JidoBench.Report do
       "\n"
     ]
   end
+
+  defp hostile_table(%{hostile: h}) do
+    l = h.listing
+
+    [
+      "## Hostile input (issue 10)\n\n",
+      "Listing: #{l.count} files of 10,500 top-level keys (#{kb(l.hostile_size)} KB each) ",
+      "against #{l.count} valid sessions of #{kb(l.valid_size)} KB, each set alone in the sessions dir. ",
+      "Before the fix one such file cost ~160 ms to list and #{l.count} of them 31–33 s.\n\n",
+      table(
+        ["files", "`list_persisted/0`", "per file", "raw `session_list/3`", "hostile ÷ valid"],
+        [
+          [
+            "#{l.count} valid",
+            ms(med(l.valid)),
+            us(med(l.valid) / l.count),
+            ms(med(l.raw_valid)),
+            ""
+          ],
+          [
+            "#{l.count} hostile",
+            ms(med(l.hostile)),
+            us(med(l.hostile) / l.count),
+            ms(med(l.raw_hostile)),
+            x(med(l.hostile) / med(l.valid))
+          ]
+        ]
+      ),
+      "\nPeak VM memory during one `load/1` (signatures enforced for the hostile files), ",
+      "measured at the allocators: the sum over allocator instances of the largest ",
+      "carrier size since the call began, minus the size before it (median of samples). ",
+      "Before the fix the unsigned file of tiny values cost +482 MiB as the issue measured it, ",
+      "+621 MiB (62×) by this measure.\n\n",
+      table(
+        ["file", "size", "peak", "÷ file", "outcome"],
+        [
+          [
+            "valid session (#{h.memory.valid.label})",
+            mib(h.memory.valid.bytes),
+            mib(med(h.memory.valid.peak)),
+            x(med(h.memory.valid.peak) / h.memory.valid.bytes),
+            "loaded"
+          ]
+          | for m <- h.memory.hostile do
+              [
+                m.label,
+                mib(m.bytes),
+                mib(med(m.peak)),
+                x(med(m.peak) / m.bytes),
+                "`#{inspect(m.reason)}`"
+              ]
+            end
+        ]
+      ),
+      "\n"
+    ]
+  end
+
+  defp hostile_table(_older_results), do: []
 
   defp list_table(r) do
     rows =
@@ -772,6 +872,7 @@ defmodule JidoBench.Report do
   defp mbps(_bytes, :na), do: "n/a"
   defp mbps(bytes, ns_), do: "#{round(bytes * 1000 / ns_)}"
   defp kb(bytes), do: "#{sig(bytes / 1000)}"
+  defp mib(bytes), do: "#{sig(bytes / 1_048_576)} MiB"
   defp mb(bytes), do: "#{sig(bytes / 1.0e6)}"
   defp x(v), do: "#{sig(v)}×"
   defp ratio(:na, _), do: "n/a"

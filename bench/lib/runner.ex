@@ -161,6 +161,7 @@ defmodule JidoBench.Runner do
     save_stages = bench_save_stages(env, List.last(sessions))
     wrapper = bench_wrapper(env, hd(sessions))
     lists = bench_lists(env, pool, opts)
+    hostile = bench_hostile(env, pool, List.last(sessions), opts)
     rate = bench_rate_limit(opts)
     control("control: pure-Elixir loop (end)", 2_000)
     cpu = cpu_share(cpu_before, cpu_snapshot())
@@ -191,6 +192,7 @@ defmodule JidoBench.Runner do
       save_stages: save_stages,
       wrapper: wrapper,
       lists: lists,
+      hostile: hostile,
       rate: rate,
       perf: perf,
       events: events,
@@ -594,6 +596,99 @@ defmodule JidoBench.Runner do
           end)
       }
     end
+  end
+
+  # -- hostile input (issue 10) ----------------------------------------------
+
+  defp bench_hostile(env, pool, large, opts) do
+    {small, _medium, large_runs} = opts.runs
+
+    %{
+      listing: bench_hostile_listing(env, pool, large_runs),
+      memory: bench_memory(env, large, small)
+    }
+  end
+
+  # 200 files of 10,500 top-level keys (80 KB) against 200 valid sessions of
+  # the same size, each listed on its own by the public API and the raw NIF.
+  defp bench_hostile_listing(env, pool, runs) do
+    count = 200
+    log("list #{count} hostile vs valid 80 KiB files: writing files")
+    n = calibrate(env, pool, 80 * @kib)
+    valid_dir = Path.join(env.root, "list_valid_80k")
+    hostile_dir = Path.join(env.root, "list_hostile_80k")
+    use_dir(env, valid_dir)
+
+    for i <- 1..count do
+      id = Data.uuid()
+      :ok = Persistence.write_session_file(id, Data.session(id, env.project, pool, n, i * 31))
+    end
+
+    valid_size = File.stat!(Path.join(valid_dir, hd(File.ls!(valid_dir)))).size
+    hostile = Data.hostile_listing_file()
+    use_dir(env, hostile_dir)
+
+    for _ <- 1..count,
+        do: File.write!(Path.join(hostile_dir, Data.uuid() <> ".json"), hostile)
+
+    sync()
+    opts = [runs: runs, inner: 2]
+    log("list #{count} hostile vs valid 80 KiB files: measuring")
+
+    list = fn dir, expected ->
+      use_dir(env, dir)
+      {:ok, listed} = Persistence.list_persisted()
+      unless length(listed) == expected, do: raise("#{dir}: listed #{length(listed)}")
+
+      monitored("list #{count} #{Path.basename(dir)}", opts, fn ->
+        Measure.time(fn -> {:ok, _} = Persistence.list_persisted() end, opts)
+      end)
+    end
+
+    %{
+      count: count,
+      valid_size: valid_size,
+      hostile_size: byte_size(hostile),
+      valid: list.(valid_dir, count),
+      hostile: list.(hostile_dir, 0),
+      raw_valid: native_time(:session_list, [valid_dir, @max_file_size, @depth], opts),
+      raw_hostile: native_time(:session_list, [hostile_dir, @max_file_size, @depth], opts)
+    }
+  end
+
+  # Peak VM memory of one load/1 of: the valid 9.5 MiB session of the load
+  # section, and hostile ~10 MiB files with signatures enforced — tiny
+  # values (the file of issue 10) unsigned and signed-but-bad, and 16-byte
+  # strings (as dense as the value budget allows) unsigned.
+  defp bench_memory(env, large, runs) do
+    log("peak memory of loads")
+    use_dir(env, large.load_dir)
+    valid = Measure.peak_memory(fn -> {:ok, _} = Persistence.load(large.id) end, runs)
+    dir = Path.join(env.root, "memory")
+    use_dir(env, dir)
+    # Signatures enforced from here on (the sessions dir is empty: nothing to sign).
+    {:ok, _report} = JidoCode.Session.Persistence.Migration.run()
+    size = @max_file_size - 4 * @kib
+    bad_mac = {JidoCode.Native.signing_key_id(env.key), :binary.copy(<<1>>, 32)}
+
+    hostile =
+      for {label, element, signature} <- [
+            {"tiny values (`0,`), unsigned", "0", nil},
+            {"tiny values (`0,`), signed but bad", "0", bad_mac},
+            {"16-byte strings (within the value budget), unsigned", ~s("abcdefghijklm"), nil}
+          ] do
+        id = Data.uuid()
+        bytes = Data.hostile_session_file(id, size, element, signature)
+        File.write!(Persistence.session_file(id), bytes)
+        {:error, reason} = Persistence.load(id)
+        peak = Measure.peak_memory(fn -> {:error, _} = Persistence.load(id) end, runs)
+        %{label: label, bytes: byte_size(bytes), peak: peak, reason: reason}
+      end
+
+    %{
+      valid: %{label: large.label, bytes: byte_size(large.native_bytes), peak: valid},
+      hostile: hostile
+    }
   end
 
   # -- rate limiting --------------------------------------------------------

@@ -35,4 +35,51 @@ defmodule JidoCode.DocsExampleTest do
     assert {:ok, %{"signature" => @signature}} = Native.json_decode(signed, 64)
     assert Base.encode64(Native.hmac(key, @signed_bytes)) == @signature
   end
+
+  # The same tag with a non-zero unused bit: lenient decoders accept it.
+  @non_canonical String.replace_suffix(@signature, "8=", "9=")
+
+  test "the documented Python script verifies the example and refuses non-canonical base64, as the store does" do
+    dir = tmp_dir!("jido_docs_python")
+    secret = Path.join(dir, "machine_secret")
+    File.write!(secret, :binary.list_to_bin(Enum.to_list(0..31)))
+    File.chmod!(secret, 0o600)
+
+    {:ok, {key, @key_id, :existing}} =
+      Native.signing_key_load(secret, "jido_code/session-signing/v1", nil, false)
+
+    {:ok, signed} = Native.document_sign(key, @signed_bytes, 64)
+    bad = String.replace(signed, @signature, @non_canonical)
+    assert {:error, :malformed_signature} = Native.document_verify(key, bad, 64)
+
+    case System.find_executable("python3") do
+      nil ->
+        IO.puts("\n  python3 not installed: the documented script was not run")
+
+      python ->
+        script = Path.join(dir, "verify.py")
+        File.write!(script, documented_python())
+
+        run = fn document ->
+          File.write!(Path.join(dir, "session.json"), document)
+          System.cmd(python, [script], cd: dir, stderr_to_stdout: true)
+        end
+
+        assert {_, 0} = run.(signed)
+        assert {output, status} = run.(bad)
+        assert status != 0
+        assert output =~ "malformed signature"
+    end
+  end
+
+  defp documented_python do
+    [_, after_fence] =
+      "../../docs/persistence-format.md"
+      |> Path.expand(__DIR__)
+      |> File.read!()
+      |> String.split("```python\n", parts: 2)
+
+    [script, _] = String.split(after_fence, "\n```", parts: 2)
+    script
+  end
 end

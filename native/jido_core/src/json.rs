@@ -902,6 +902,9 @@ pub(crate) struct State<S = String> {
     /// input's number tokens must then be checked
     /// ([`out_of_range_integer_literal`]).
     large_integral_float: bool,
+    /// Whether the refusal is of an integer literal: the one refusal a
+    /// prefix cut inside a number may have caused (see [`crate::listing`]).
+    integer_refused: bool,
     /// The detail of a refusal raised by this module (rather than by
     /// serde_json's grammar), reported verbatim by [`parse`].
     refusal: Option<String>,
@@ -925,6 +928,7 @@ impl<S> State<S> {
             budget_left: budget,
             budget,
             large_integral_float: false,
+            integer_refused: false,
             refusal: None,
             items: Stack::new(),
             members: Stack::new(),
@@ -936,6 +940,11 @@ impl<S> State<S> {
     /// if the input was cut short.
     pub(crate) fn refused(&self) -> bool {
         self.refusal.is_some()
+    }
+
+    /// Whether this module's refusal was of an integer literal out of range.
+    pub(crate) fn refused_integer(&self) -> bool {
+        self.integer_refused
     }
 
     /// The [`Error`] for a failed parse: our own refusal verbatim, otherwise
@@ -1025,6 +1034,7 @@ impl<'s, S> ValueSeed<'s, S> {
 
     /// The refusal of an integer literal a double cannot hold exactly.
     fn out_of_range<E: de::Error>(self, literal: &dyn fmt::Display) -> E {
+        self.state.integer_refused = true;
         self.state.refuse(integer_refusal(&literal.to_string()))
     }
 }

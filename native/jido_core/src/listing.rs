@@ -325,13 +325,19 @@ fn parse_prefix(prefix: &[u8], whole: bool, max_depth: usize, size: u64) -> Resu
                 Prefix::Elsewhere
             })
         }
-        // Our refusals (depth, duplicate key, integer range) concern bytes
-        // that were all there — unless the prefix ends in a digit: an integer
-        // refused there may be the head of a longer number, `90071992547409910`
-        // of the valid double `90071992547409910.5` (caught by the
-        // listing_metadata fuzz check). serde_json's errors are final only if
-        // there were no more bytes to read (a cut-off prefix ends in mid-value).
-        Err(err) if whole || (state.refused() && !ends_in_digit(prefix)) => Err(state.error(&err)),
+        // Our refusals (depth, duplicate key, integer range, member cap,
+        // value budget) concern bytes that were all there — except an integer
+        // refused where the prefix ends in a digit: it may be the head of a
+        // longer number, `90071992547409910` of the valid double
+        // `90071992547409910.5` (caught by the listing_metadata fuzz check).
+        // serde_json's errors are final only if there were no more bytes to
+        // read (a cut-off prefix ends in mid-value).
+        Err(err)
+            if whole
+                || (state.refused() && !(state.refused_integer() && ends_in_digit(prefix))) =>
+        {
+            Err(state.error(&err))
+        }
         Err(_) => Ok(Prefix::RanOut),
     }
 }
