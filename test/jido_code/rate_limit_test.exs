@@ -14,6 +14,36 @@ defmodule JidoCode.RateLimitTest do
 
   @minute 60_000
 
+  describe "long keys (issue 10)" do
+    # Was: 185–770 ms on a normal scheduler for a 400 MB key, and a copy of it
+    # kept in the limiter. Long keys are now hashed before the NIF sees them.
+    @tag :slow
+    test "a 400 MB key gets its own window and the limiter keeps no copy of it" do
+      rl = start_rate_limiter!(limits: %{resume: %{limit: 1, window_ms: @minute}})
+      huge = :binary.copy("k", 400 * 1024 * 1024)
+      other = :binary.copy("k", 400 * 1024 * 1024 - 1) <> "j"
+
+      assert :ok = RateLimit.check_and_record(:resume, huge, rl)
+      assert {:error, :rate_limit_exceeded, _} = RateLimit.check_and_record(:resume, huge, rl)
+      assert :ok = RateLimit.check_and_record(:resume, other, rl)
+      assert :ok = RateLimit.check_and_record(:resume, {:tuple, huge}, rl)
+      assert %{keys: 3, memory_bytes: bytes} = RateLimit.stats(rl)
+      assert bytes < 64 * 1024
+    end
+
+    test "a long key and its hash used as a key never share a window" do
+      rl = start_rate_limiter!(limits: %{resume: %{limit: 1, window_ms: @minute}})
+      long = String.duplicate("x", 200)
+
+      assert :ok = RateLimit.check_and_record(:resume, long, rl)
+
+      assert :ok =
+               RateLimit.check_and_record(:resume, <<1, :crypto.hash(:sha256, long)::binary>>, rl)
+
+      assert :ok = RateLimit.check_and_record(:resume, :crypto.hash(:sha256, long), rl)
+    end
+  end
+
   describe "per-key windows" do
     test "lets `limit` attempts through, then refuses with a wait of at least 1 s" do
       rl = start_rate_limiter!(limits: %{resume: %{limit: 2, window_ms: @minute}})
