@@ -69,10 +69,18 @@ defmodule JidoCode.Config do
   @default_sweep_interval_ms 60_000
 
   # The original's defaults: resume 5 per 60 s per id and 20 in all; every
-  # other operation 10 per 60 s per key and no global limit.
+  # other operation 10 per 60 s per key and no global limit. Resume attempts
+  # on ids that have no session file count in windows of their own
+  # (`:resume_unknown_id`, same quotas), so that they cannot use up the
+  # global resume window and lock the user out of their real sessions.
   @default_quota %{limit: 10, window_ms: 60_000}
-  @default_rate_limits %{resume: %{limit: 5, window_ms: 60_000}}
-  @default_global_rate_limits %{resume: %{limit: 20, window_ms: 60_000}}
+  @resume_quota %{limit: 5, window_ms: 60_000}
+  @resume_global_quota %{limit: 20, window_ms: 60_000}
+  @default_rate_limits %{resume: @resume_quota, resume_unknown_id: @resume_quota}
+  @default_global_rate_limits %{
+    resume: @resume_global_quota,
+    resume_unknown_id: @resume_global_quota
+  }
 
   # The native limiter counts in a u32.
   @max_limit 0xFFFF_FFFF

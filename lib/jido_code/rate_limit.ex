@@ -185,6 +185,16 @@ defmodule JidoCode.RateLimit do
     run(:check, :global, operation, nil, server)
   end
 
+  @doc """
+  Checks the attempt against the operation's global window only and records
+  it there if allowed — one atomic step. `:ok` when the operation has no
+  global quota.
+  """
+  @spec check_and_record_global(atom(), server()) :: decision()
+  def check_and_record_global(operation, server \\ __MODULE__) when is_atom(operation) do
+    run(:check_and_record, :global, operation, nil, server)
+  end
+
   @doc "Records an attempt in the operation's global window only."
   @spec record_global_attempt(atom(), server()) :: :ok
   def record_global_attempt(operation, server \\ __MODULE__) when is_atom(operation) do

@@ -231,25 +231,19 @@ defmodule JidoCode.SessionTestHelpers do
   end
 
   @doc """
-  Stops every running session and empties the session registry (entries
-  registered without processes included). Safe in `on_exit/1`, and a no-op
-  when the application is not running.
+  Stops every running session without saving it and empties the session
+  registry (entries registered without processes included). Safe in
+  `on_exit/1`, and a no-op when the application is not running.
   """
   @spec stop_all_sessions() :: :ok
   def stop_all_sessions do
-    if Process.whereis(JidoCode.SessionRegistry) do
-      for session <- JidoCode.SessionRegistry.list_all() do
-        JidoCode.SessionSupervisor.stop_session(session.id)
-      end
-    end
-
     if Process.whereis(JidoCode.SessionSupervisor) do
       for pid <- JidoCode.SessionSupervisor.list_session_pids() do
         DynamicSupervisor.terminate_child(JidoCode.SessionSupervisor, pid)
       end
     end
 
-    :ok
+    JidoCode.SessionRegistry.clear()
   end
 
   @doc """
