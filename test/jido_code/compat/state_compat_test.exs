@@ -121,6 +121,13 @@ defmodule JidoCode.Compat.StateCompatTest do
       assert List.last(messages).id == "m1001"
     end
 
+    test "restore/2 keeps the newest 1000 messages, as appending them would",
+         %{session: session} do
+      assert State.restore(session.id, %{messages: Enum.map(1..1001, &message/1)}) == :ok
+      assert {:ok, messages} = State.get_messages(session.id)
+      assert {hd(messages).id, List.last(messages).id, length(messages)} == {"m2", "m1001", 1000}
+    end
+
     test "append_message/2 accepts a string role", %{session: session} do
       assert {:ok, %{messages: [%{role: "assistant"}]}} =
                State.append_message(session.id, message(1, role: "assistant"))
@@ -295,6 +302,19 @@ defmodule JidoCode.Compat.StateCompatTest do
       assert [%{content: "Task", status: "pending", active_form: "Task"}] = persisted.todos
       assert [%{id: "m1", role: "user"}] = persisted.conversation
     end
+  end
+
+  test "UI state, reasoning steps, tool calls and file tracking leave updated_at alone, as the original",
+       %{session: session} do
+    {:ok, _} = State.set_scroll_offset(session.id, 3)
+    {:ok, _} = State.start_streaming(session.id, "msg-1")
+    :ok = State.update_streaming(session.id, "x")
+    {:ok, _} = State.add_reasoning_step(session.id, %{id: "r1"})
+    {:ok, _} = State.add_tool_call(session.id, %{id: "t1"})
+    {:ok, _} = State.track_file_read(session.id, "/p/a")
+    {:ok, _} = State.track_file_write(session.id, "/p/a")
+
+    assert State.get_session(session.id) == {:ok, session}
   end
 
   test "the new functions on an unknown session are :not_found" do
