@@ -526,11 +526,13 @@ defmodule JidoCode.Session.Persistence do
   # -- Deleting -------------------------------------------------------------
 
   @doc """
-  Deletes sessions closed more than `max_age_days` days ago. Running sessions
-  and sessions with an unreadable `closed_at` are skipped.
+  Deletes sessions closed more than `max_age_days` days ago (default: the
+  `cleanup_age_days` setting, 30). Running sessions and sessions with an
+  unreadable `closed_at` are skipped.
   """
   @spec cleanup(pos_integer()) :: {:ok, cleanup_result()} | {:error, term()}
-  def cleanup(max_age_days \\ 30) when is_integer(max_age_days) and max_age_days > 0 do
+  def cleanup(max_age_days \\ Config.persistence(:cleanup_age_days))
+      when is_integer(max_age_days) and max_age_days > 0 do
     cutoff = DateTime.add(DateTime.utc_now(), -max_age_days * 86_400, :second)
 
     with {:ok, sessions} <- list_persisted() do
