@@ -370,8 +370,10 @@ defmodule JidoCode.Session.Persistence do
     log_rejection(result, session_id)
   end
 
+  # The log keeps what the public error leaves out (the size of a file too large).
   defp accept_loaded({:error, reason}, session_id, _path) do
-    {:error, load_error(reason)} |> log_rejection(session_id)
+    _ = log_rejection({:error, reason}, session_id)
+    {:error, load_error(reason)}
   end
 
   defp load_error({:file_too_large, _size}), do: :file_too_large
@@ -398,7 +400,7 @@ defmodule JidoCode.Session.Persistence do
   defp log_rejection({:error, :not_found} = error, _session_id), do: error
 
   defp log_rejection({:error, reason} = error, session_id) do
-    Logger.warning("session file rejected: #{inspect(reason)}",
+    Logger.warning("session file #{session_id} rejected: #{inspect(reason)}",
       session_id: session_id,
       operation: :load,
       outcome: :rejected
