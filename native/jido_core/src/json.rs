@@ -536,21 +536,26 @@ impl Packed {
     }
 }
 
-/// Parses `bytes` exactly as [`parse`] does, lets `check` inspect the result
-/// (a [`Document`] borrowing from `bytes`: verify its signature, say), and
-/// then packs it into `bytes` itself, so that every string is a range of
-/// that one buffer and nothing was copied into allocations of its own.
+/// Parses `bytes` exactly as [`parse`] does, packs the result into `bytes`
+/// itself, so that every string is a range of that one buffer and nothing
+/// was copied into allocations of its own, then lets `check` inspect it (a
+/// [`Document`] borrowing from the packed buffer: verify its signature, say).
 ///
 /// Strings the file spelled without escapes are already in place. A string
-/// with escapes is decoded by the parser; its decoded text is never longer
-/// than its escaped form, so it is written over that form, in the buffer.
-/// Where that form is has to be found without parsing again. No `"` occurs
-/// in JSON outside of strings, so the first `"` after the string before it
-/// opens it; and when the string after it was borrowed (its opening quote is
-/// known), the last `"` before that closes it, found without reading the
-/// escaped text itself. Only an escaped string followed by another escaped
-/// string is read through to its closing quote. A string that could not be
-/// placed (none, for the text that was parsed) stays [`Span::Owned`].
+/// value with escapes is not even decoded by the parse: its decoded text is
+/// never longer than its escaped form, so it is decoded afterwards, in place,
+/// over that form. (A parse that kept the decoded copies held them all at
+/// once beside the file: for a session of ordinary messages with quotes and
+/// newlines, about the file's size again.) Object keys with escapes are
+/// decoded by the parser, which compares them, and written back likewise.
+/// Where an escaped form is has to be found without parsing again. No `"`
+/// occurs in JSON outside of strings, so the first `"` after the string
+/// before it opens it; and when the string after it was borrowed (its
+/// opening quote is known), the last `"` before that closes it, found without
+/// reading the escaped text itself. Only an escaped string followed by
+/// another escaped string is read through to its closing quote. A key that
+/// could not be placed (none, for the text that was parsed) stays
+/// [`Span::Owned`].
 ///
 /// This is for a caller that turns the document into something else that
 /// can share one buffer (the NIF makes every long string a sub-binary of it).
@@ -573,51 +578,150 @@ pub fn parse_packed<T>(
     max_depth: usize,
     check: impl FnOnce(&Document<'_>) -> Result<T>,
 ) -> Result<(Packed, T)> {
-    let (mut root, checked) = {
-        let document = parse_borrowed(&bytes, max_depth)?;
-        let checked = check(&document)?;
-        (spans_of(document, &bytes), checked)
+    let mut slots = {
+        let document: Node<Deferred<'_>> = parse_as(&bytes, max_depth)?;
+        slots_of(document, &bytes)
     };
     let mut strings = Vec::new();
-    collect_strings(&mut root, &mut strings);
-    place(&mut strings, &mut bytes);
+    collect_strings(&mut slots, &mut strings);
+    place(&mut strings, &mut bytes)?;
+    drop(strings);
+    let root = spans_of(slots);
+    let checked = check(&view_of(&root, &bytes)?)?;
     Ok((Packed { bytes, root }, checked))
 }
 
+/// How the parse behind [`parse_packed`] keeps a string: borrowed from the
+/// input, a decoded key, or nothing at all for a string value with escapes
+/// (decoded later, in place). Only ever inside that function: an escaped
+/// value reads as `""` until then.
+enum Deferred<'de> {
+    Borrowed(&'de str),
+    Decoded(String),
+    Escaped,
+}
+
+impl AsRef<str> for Deferred<'_> {
+    fn as_ref(&self) -> &str {
+        match self {
+            Deferred::Borrowed(s) => s,
+            Deferred::Decoded(s) => s,
+            Deferred::Escaped => "",
+        }
+    }
+}
+
+impl<'de> ParsedStr<'de> for Deferred<'de> {
+    fn borrowed(s: &'de str) -> Self {
+        Deferred::Borrowed(s)
+    }
+    fn copied(s: &str) -> Self {
+        Deferred::Decoded(s.to_owned())
+    }
+    fn owned(s: String) -> Self {
+        Deferred::Decoded(s)
+    }
+    fn copied_value(_: &str) -> Self {
+        Deferred::Escaped
+    }
+    fn owned_value(_: String) -> Self {
+        Deferred::Escaped
+    }
+}
+
+/// Where a string of a document being packed is.
+enum Slot {
+    /// In the buffer (see [`Span::At`]).
+    At { start: usize, len: usize },
+    /// A decoded key not yet written back.
+    Decoded(String),
+    /// A value with escapes, still in its escaped form.
+    Escaped,
+}
+
 /// The tree of `document` with its borrowed strings as offsets into
-/// `source`, its decoded ones moved out as they are.
-fn spans_of(document: Document<'_>, source: &[u8]) -> Node<Span> {
-    let span = |s: Cow<'_, str>| match s {
-        Cow::Borrowed(text) => match offset_in(source, text.as_bytes()) {
-            Some(start) => Span::At {
+/// `source`.
+fn slots_of(document: Node<Deferred<'_>>, source: &[u8]) -> Node<Slot> {
+    let slot = |s: Deferred<'_>| match s {
+        Deferred::Borrowed(text) => match offset_in(source, text.as_bytes()) {
+            Some(start) => Slot::At {
                 start,
                 len: text.len(),
             },
             // Every borrowed string is a slice of `source`; were one not,
             // it would merely be copied.
-            None => Span::Owned(text.to_owned()),
+            None => Slot::Decoded(text.to_owned()),
         },
-        Cow::Owned(text) => Span::Owned(text),
+        Deferred::Decoded(text) => Slot::Decoded(text),
+        Deferred::Escaped => Slot::Escaped,
     };
-    fn convert(node: Document<'_>, span: &impl Fn(Cow<'_, str>) -> Span) -> Node<Span> {
-        match node {
-            Node::Null => Node::Null,
-            Node::Bool(b) => Node::Bool(b),
-            Node::Integer(i) => Node::Integer(i),
-            Node::Float(f) => Node::Float(f),
-            Node::String(s) => Node::String(span(s)),
-            Node::Array(items) => {
-                Node::Array(items.into_iter().map(|v| convert(v, span)).collect())
-            }
-            Node::Object(members) => Node::Object(
-                members
-                    .into_iter()
-                    .map(|(k, v)| (span(k), convert(v, span)))
-                    .collect(),
-            ),
-        }
+    map_strings(document, &slot)
+}
+
+/// The tree of placed `slots` as [`Span`]s.
+fn spans_of(slots: Node<Slot>) -> Node<Span> {
+    map_strings(slots, &|slot| match slot {
+        Slot::At { start, len } => Span::At { start, len },
+        Slot::Decoded(text) => Span::Owned(text),
+        // `place` decodes every escaped value or fails.
+        Slot::Escaped => Span::Owned(String::new()),
+    })
+}
+
+/// The same tree with every string and key converted by `f`.
+fn map_strings<A, B>(node: Node<A>, f: &impl Fn(A) -> B) -> Node<B> {
+    match node {
+        Node::Null => Node::Null,
+        Node::Bool(b) => Node::Bool(b),
+        Node::Integer(i) => Node::Integer(i),
+        Node::Float(x) => Node::Float(x),
+        Node::String(s) => Node::String(f(s)),
+        Node::Array(items) => Node::Array(items.into_iter().map(|v| map_strings(v, f)).collect()),
+        Node::Object(members) => Node::Object(
+            members
+                .into_iter()
+                .map(|(k, v)| (f(k), map_strings(v, f)))
+                .collect(),
+        ),
     }
-    convert(document, &span)
+}
+
+/// A [`Document`] view of a packed tree, borrowing every string from
+/// `bytes` (or from the tree, for a [`Span::Owned`] one).
+///
+/// # Errors
+/// [`Error::InvalidJson`] if a span is not UTF-8, which only a broken
+/// packing could cause.
+fn view_of<'b>(node: &'b Node<Span>, bytes: &'b [u8]) -> Result<Document<'b>> {
+    let text = |span: &'b Span| {
+        std::str::from_utf8(span.text(bytes))
+            .map(Cow::Borrowed)
+            .map_err(|_| packing_failed())
+    };
+    Ok(match node {
+        Node::Null => Node::Null,
+        Node::Bool(b) => Node::Bool(*b),
+        Node::Integer(i) => Node::Integer(*i),
+        Node::Float(x) => Node::Float(*x),
+        Node::String(s) => Node::String(text(s)?),
+        Node::Array(items) => Node::Array(
+            items
+                .iter()
+                .map(|v| view_of(v, bytes))
+                .collect::<Result<_>>()?,
+        ),
+        Node::Object(members) => Node::Object(
+            members
+                .iter()
+                .map(|(k, v)| Ok((text(k)?, view_of(v, bytes)?)))
+                .collect::<Result<_>>()?,
+        ),
+    })
+}
+
+#[cold]
+fn packing_failed() -> Error {
+    Error::invalid_json("string could not be decoded in place")
 }
 
 /// Where `part` starts inside `whole`, if it is a slice of it.
@@ -628,7 +732,7 @@ fn offset_in(whole: &[u8], part: &[u8]) -> Option<usize> {
 
 /// Every string of `node` (keys included) in document order: the order of
 /// the string tokens in the text it was parsed from.
-fn collect_strings<'n>(node: &'n mut Node<Span>, out: &mut Vec<&'n mut Span>) {
+fn collect_strings<'n>(node: &'n mut Node<Slot>, out: &mut Vec<&'n mut Slot>) {
     match node {
         Node::String(s) => out.push(s),
         Node::Array(items) => items.iter_mut().for_each(|v| collect_strings(v, out)),
@@ -642,9 +746,13 @@ fn collect_strings<'n>(node: &'n mut Node<Span>, out: &mut Vec<&'n mut Span>) {
     }
 }
 
-/// Writes each decoded string over its escaped form (see [`parse_packed`]).
-/// `strings` are in document order.
-fn place(strings: &mut [&mut Span], bytes: &mut [u8]) {
+/// Writes each decoded key over its escaped form, and decodes each escaped
+/// value in place (see [`parse_packed`]). `strings` are in document order.
+///
+/// # Errors
+/// [`packing_failed`] if an escaped value cannot be found or decoded, which
+/// only text other than the parsed one could cause.
+fn place(strings: &mut [&mut Slot], bytes: &mut [u8]) -> Result<()> {
     // Just past the closing quote of the previous string token (0 before the
     // first); `None` only if the text were not the JSON that was parsed.
     let mut after_previous = Some(0);
@@ -652,19 +760,19 @@ fn place(strings: &mut [&mut Span], bytes: &mut [u8]) {
         // The opening quote of the next string token, if it is known without
         // looking: the next string was borrowed, or there is none.
         let next_open_quote = match strings.get(i + 1).map(|s| &**s) {
-            Some(Span::At { start, .. }) => Some(start.saturating_sub(1)),
-            Some(Span::Owned(_)) => None,
+            Some(Slot::At { start, .. }) => Some(start.saturating_sub(1)),
+            Some(Slot::Decoded(_) | Slot::Escaped) => None,
             None => Some(bytes.len()),
         };
-        let span = &mut *strings[i];
-        after_previous = match span {
-            Span::At { start, len } => Some(*start + *len + 1),
-            Span::Owned(text) => {
+        let slot = &mut *strings[i];
+        after_previous = match slot {
+            Slot::At { start, len } => Some(*start + *len + 1),
+            Slot::Decoded(text) => {
                 let token = after_previous.and_then(|from| token_of(bytes, from, next_open_quote));
                 if let Some((start, close)) = token {
                     if text.len() <= close - start {
                         bytes[start..start + text.len()].copy_from_slice(text.as_bytes());
-                        *span = Span::At {
+                        *slot = Slot::At {
                             start,
                             len: text.len(),
                         };
@@ -672,8 +780,78 @@ fn place(strings: &mut [&mut Span], bytes: &mut [u8]) {
                 }
                 token.map(|(_, close)| close + 1)
             }
+            Slot::Escaped => {
+                let (start, close) = after_previous
+                    .and_then(|from| token_of(bytes, from, next_open_quote))
+                    .ok_or_else(packing_failed)?;
+                let len = unescape_in_place(&mut bytes[start..close]).ok_or_else(packing_failed)?;
+                *slot = Slot::At { start, len };
+                Some(close + 1)
+            }
         };
     }
+    Ok(())
+}
+
+/// Decodes the JSON string content `buf` (between its quotes, escapes and
+/// all) over itself, returning the decoded length. Every escape is at least
+/// as long as what it stands for (`\n` is 2 bytes for 1, `\u00e9` 6 for 2,
+/// a surrogate pair 12 for 4), so writing never overtakes reading. `None` for
+/// an escape the parser would have refused (it already validated the text).
+fn unescape_in_place(buf: &mut [u8]) -> Option<usize> {
+    let (mut read, mut write) = (0, 0);
+    while read < buf.len() {
+        let Some(run) = buf[read..].iter().position(|&b| b == b'\\') else {
+            buf.copy_within(read.., write);
+            write += buf.len() - read;
+            break;
+        };
+        buf.copy_within(read..read + run, write);
+        read += run;
+        write += run;
+        let (c, used) = escape_at(&buf[read..])?;
+        read += used;
+        write += c.encode_utf8(&mut buf[write..read]).len();
+    }
+    Some(write)
+}
+
+/// The character an escape at the start of `escaped` stands for, and the
+/// bytes it spans.
+fn escape_at(escaped: &[u8]) -> Option<(char, usize)> {
+    let simple = match escaped.get(1)? {
+        b'"' => '"',
+        b'\\' => '\\',
+        b'/' => '/',
+        b'b' => '\u{8}',
+        b'f' => '\u{c}',
+        b'n' => '\n',
+        b'r' => '\r',
+        b't' => '\t',
+        b'u' => {
+            let high = hex4(escaped.get(2..6)?)?;
+            if !(0xD800..0xDC00).contains(&high) {
+                return Some((char::from_u32(high)?, 6));
+            }
+            if escaped.get(6..8)? != b"\\u" {
+                return None;
+            }
+            let low = hex4(escaped.get(8..12)?)?;
+            if !(0xDC00..0xE000).contains(&low) {
+                return None;
+            }
+            let c = 0x10000 + ((high - 0xD800) << 10) + (low - 0xDC00);
+            return Some((char::from_u32(c)?, 12));
+        }
+        _ => return None,
+    };
+    Some((simple, 2))
+}
+
+/// Four hex digits as a number.
+fn hex4(digits: &[u8]) -> Option<u32> {
+    let text = std::str::from_utf8(digits).ok()?;
+    u32::from_str_radix(text, 16).ok()
 }
 
 /// The content of the next string token at or after `from`, as the index of
@@ -862,6 +1040,15 @@ pub(crate) trait ParsedStr<'de>: AsRef<str> + Sized {
     fn copied(s: &str) -> Self;
     /// A string already owned.
     fn owned(s: String) -> Self;
+    /// A string *value* decoded into transient storage; keys always use
+    /// [`ParsedStr::copied`], since the parse compares them.
+    fn copied_value(s: &str) -> Self {
+        Self::copied(s)
+    }
+    /// A string *value* already owned.
+    fn owned_value(s: String) -> Self {
+        Self::owned(s)
+    }
 }
 
 impl<'de> ParsedStr<'de> for String {
@@ -1155,11 +1342,11 @@ impl<'de, S: ParsedStr<'de>> Visitor<'de> for ValueSeed<'_, S> {
     }
 
     fn visit_str<E: de::Error>(self, v: &str) -> Result<Node<S>, E> {
-        Ok(Node::String(S::copied(v)))
+        Ok(Node::String(S::copied_value(v)))
     }
 
     fn visit_string<E: de::Error>(self, v: String) -> Result<Node<S>, E> {
-        Ok(Node::String(S::owned(v)))
+        Ok(Node::String(S::owned_value(v)))
     }
 
     fn visit_seq<A: SeqAccess<'de>>(mut self, mut seq: A) -> Result<Node<S>, A::Error> {

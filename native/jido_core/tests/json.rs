@@ -973,3 +973,22 @@ fn value_count_counts_as_the_budget_does() {
     // object, a, [..], 1, {..}, b, null, c, "x"
     assert_eq!(json::value_count(&value), 9);
 }
+
+// ---- in-place decoding (issue 10) -------------------------------------------------
+
+/// The packed load used to keep a decoded copy of every escaped string beside
+/// the file (≈ the file's size again for ordinary messages); values are now
+/// decoded in place, and must read exactly as the parser decodes them.
+#[test]
+fn packing_decodes_every_escape_in_place_exactly_as_the_parser_does() {
+    let text = r#"{"k\n":["\"\\\/\b\f\n\r\t", "\u0000\u001f\u00e9\u20ac\ud83d\ude00", "a\u0041b",
+        "x", "\ud800\udc00 and \udbff\udfff", "plain", "tail \" end"], "\u006b": "\\"}"#;
+    let expected = json::parse(text.as_bytes(), 8).unwrap();
+    let (packed, seen) = json::parse_packed(text.as_bytes().to_vec(), 8, |doc| {
+        Ok(doc.clone().into_owned())
+    })
+    .unwrap();
+    assert_eq!(unpacked(&packed), expected);
+    assert_eq!(seen, expected, "check sees the decoded text");
+    assert!(spans(&packed).iter().all(|s| matches!(s, Span::At { .. })));
+}
