@@ -143,8 +143,9 @@ pub(crate) fn verify_bytes(bytes: &[u8], key: &SigningKey, limits: Limits) -> Re
 /// on and refers to the strings inside it (the NIF, which makes them
 /// sub-binaries) instead of copying each one.
 ///
-/// The signature is checked on the parsed tree before anything is packed;
-/// packing moves strings, never changes them.
+/// The signature is checked on the packed document, before the caller
+/// builds anything from it: packing decodes strings in place, never changes
+/// their text, so what is verified is what is returned.
 ///
 /// # Errors
 /// Everything [`load`] returns except the read errors, and

@@ -91,9 +91,9 @@ pub fn load_verified<'a>(
     limits: Limits,
     unsigned: UnsignedFiles,
 ) -> NifResult<(Term<'a>, Atom, u64)> {
-    // Verified (and an unsigned file refused, if it must be) before any term
-    // exists; packing then moves each decoded string into the file buffer,
-    // over its escaped form.
+    // Packed (each escaped string decoded in place, over its escaped form)
+    // and verified — an unsigned file refused, if it must be — before any
+    // term exists.
     let loaded = session::verify_packed(bytes, key, limits, unsigned)?;
     let document = terms::packed_to_term(env, loaded.document);
     Ok((document, signature_atom(loaded.signature), loaded.size))
