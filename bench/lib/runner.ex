@@ -675,7 +675,9 @@ defmodule JidoBench.Runner do
       for {label, element, signature} <- [
             {"tiny values (`0,`), unsigned", "0", nil},
             {"tiny values (`0,`), signed but bad", "0", bad_mac},
-            {"16-byte strings (within the value budget), unsigned", ~s("abcdefghijklm"), nil}
+            {"16-byte strings (within the value budget), unsigned", ~s("abcdefghijklm"), nil},
+            {"16-byte strings (within the value budget), signed but bad", ~s("abcdefghijklm"),
+             bad_mac}
           ] do
         id = Data.uuid()
         bytes = Data.hostile_session_file(id, size, element, signature)

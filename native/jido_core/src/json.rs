@@ -574,20 +574,42 @@ impl Packed {
 /// # Errors
 /// Those of [`parse`], and whatever `check` returns.
 pub fn parse_packed<T>(
+    bytes: Vec<u8>,
+    max_depth: usize,
+    check: impl FnOnce(&Document<'_>) -> Result<T>,
+) -> Result<(Packed, T)> {
+    parse_packed_screened(bytes, max_depth, |_| Ok(()), check)
+}
+
+/// [`parse_packed`] with a `screen` that sees the top-level member keys
+/// (`None` if the document is not an object) right after the parse, before anything else is
+/// built: a caller that refuses documents by their members alone (an
+/// unsigned session once signatures are enforced) pays for nothing more
+/// than the parse.
+///
+/// # Errors
+/// Those of [`parse_packed`], and whatever `screen` returns.
+pub fn parse_packed_screened<T>(
     mut bytes: Vec<u8>,
     max_depth: usize,
+    screen: impl FnOnce(Option<&[&str]>) -> Result<()>,
     check: impl FnOnce(&Document<'_>) -> Result<T>,
 ) -> Result<(Packed, T)> {
     let mut slots = {
         let document: Node<Deferred<'_>> = parse_as(&bytes, max_depth)?;
+        let keys: Option<Vec<&str>> = document
+            .as_object()
+            .map(|members| members.iter().map(|(k, _)| k.as_ref()).collect());
+        screen(keys.as_deref())?;
+        drop(keys);
         slots_of(document, &bytes)
     };
     let mut strings = Vec::new();
     collect_strings(&mut slots, &mut strings);
     place(&mut strings, &mut bytes)?;
     drop(strings);
+    let checked = check(&view_of(&slots, &bytes)?)?;
     let root = spans_of(slots);
-    let checked = check(&view_of(&root, &bytes)?)?;
     Ok((Packed { bytes, root }, checked))
 }
 
@@ -686,17 +708,22 @@ fn map_strings<A, B>(node: Node<A>, f: &impl Fn(A) -> B) -> Node<B> {
     }
 }
 
-/// A [`Document`] view of a packed tree, borrowing every string from
-/// `bytes` (or from the tree, for a [`Span::Owned`] one).
+/// A [`Document`] view of a placed tree, borrowing every string from
+/// `bytes` (or from the tree, for a key that could not be placed).
 ///
 /// # Errors
-/// [`Error::InvalidJson`] if a span is not UTF-8, which only a broken
-/// packing could cause.
-fn view_of<'b>(node: &'b Node<Span>, bytes: &'b [u8]) -> Result<Document<'b>> {
-    let text = |span: &'b Span| {
-        std::str::from_utf8(span.text(bytes))
+/// [`Error::InvalidJson`] if a string is not UTF-8 or was left undecoded,
+/// which only a broken packing could cause.
+fn view_of<'b>(node: &'b Node<Slot>, bytes: &'b [u8]) -> Result<Document<'b>> {
+    let text = |slot: &'b Slot| match slot {
+        Slot::At { start, len } => start
+            .checked_add(*len)
+            .and_then(|end| bytes.get(*start..end))
+            .and_then(|b| std::str::from_utf8(b).ok())
             .map(Cow::Borrowed)
-            .map_err(|_| packing_failed())
+            .ok_or_else(packing_failed),
+        Slot::Decoded(text) => Ok(Cow::Borrowed(text.as_str())),
+        Slot::Escaped => Err(packing_failed()),
     };
     Ok(match node {
         Node::Null => Node::Null,

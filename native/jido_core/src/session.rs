@@ -7,7 +7,7 @@
 
 use crate::bounded_read;
 use crate::json::{self, Layout, Node, Packed, Value};
-use crate::signing::{SignatureState, SigningKey};
+use crate::signing::{self, SignatureState, SigningKey};
 use crate::{atomic_write, Error, Result};
 use std::path::Path;
 
@@ -158,14 +158,20 @@ pub fn verify_packed(
     unsigned: UnsignedFiles,
 ) -> Result<Loaded<Packed>> {
     let size = bytes.len();
-    let (document, signature) = json::parse_packed(bytes, limits.max_depth, |document| {
-        match signature_of(document, key)? {
-            SignatureState::Unsigned if unsigned == UnsignedFiles::Refuse => {
-                Err(Error::MissingSignature)
-            }
-            state => Ok(state),
+    // The member count and the unsigned policy need only the top-level keys:
+    // decided right after the parse, so a refused file costs no more.
+    let screen = |keys: Option<&[&str]>| {
+        let keys = keys.ok_or(Error::NotAnObject)?;
+        check_member_count(keys.len())?;
+        if unsigned == UnsignedFiles::Refuse && !keys.contains(&signing::SIGNATURE_MEMBER) {
+            return Err(Error::MissingSignature);
         }
-    })?;
+        Ok(())
+    };
+    let (document, signature) =
+        json::parse_packed_screened(bytes, limits.max_depth, screen, |document| {
+            signature_of(document, key)
+        })?;
     Ok(loaded(document, signature, size))
 }
 
