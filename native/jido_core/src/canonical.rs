@@ -34,7 +34,7 @@
 use std::cmp::Ordering;
 use std::io::Write;
 
-use crate::json::{self, Node, MAX_DEPTH_CAP, MAX_SAFE_INTEGER};
+use crate::json::{self, Node, MAX_DEPTH_CAP};
 use crate::{Error, Result};
 
 /// Writes the JCS canonical form of `value`.
@@ -311,7 +311,7 @@ pub(crate) enum FloatStyle {
 
 /// An integer as plain digits.
 pub(crate) fn write_integer<S: Sink>(value: i64, out: &mut S) -> Result<()> {
-    if !(-MAX_SAFE_INTEGER..=MAX_SAFE_INTEGER).contains(&value) {
+    if !json::is_safe_integer(value) {
         return Err(Error::Unrepresentable("integer outside ±(2^53−1)"));
     }
     let mut digits = [0u8; 20];
