@@ -6,6 +6,30 @@ defmodule JidoBench.Report do
   # The original implementation (Jason), as quoted by SPEC.md "Performance".
   @original %{load_10mb_ms: 1137, save_10mb_ms: 2064, list_1000_ms: 524, long_gc_per_load: 28}
 
+  # Before the fixes of issue 10: the issue's figures, and the same cases
+  # measured on this machine class at commit 898bc39 (its NIF built from that
+  # tree and loaded on its own; `Measure.peak_memory/2`'s method).
+  @before_issue_10 [
+    {"list 200 hostile 80 KB files (raw `session_list/3`)",
+     "42.7 s (issue: 31–33 s via `list_persisted/0`, ~160 ms per file)", :listing},
+    {"peak memory of a 10 MiB unsigned file of `0,` values",
+     "+621 MiB = 62× (issue: +482 MiB), refused only in Elixir (`:missing_signature`)",
+     :tiny_unsigned},
+    {"peak memory of a 9.6 MB session with escapes, raw `session_load`",
+     "+25.5 MiB = 2.66× (a decoded copy of every escaped string beside the file)",
+     "+15.5 MiB = 1.62× (decoded in place), measured by the same script"},
+    {"`json_encode(400-deep list, false, 1_000_000)`", "SIGSEGV, VM exit status 139",
+     "`{:error, {:unsupported_term, \"nesting too deep\"}}`; every NIF survives the child-VM fuzz (`vm_survival_test.exs`)"},
+    {"`session_save/5` of a 2,000-deep map", "SIGSEGV, VM exit status 139",
+     "`{:error, {:unsupported_term, \"nesting too deep\"}}`"},
+    {"`limiter_check_and_record/5` with a 400 MB key",
+     "300–746 ms on a normal scheduler, 400 MiB kept in the limiter",
+     "< 1 ms, `{:error, {:key_too_large, 419430400}}`, nothing kept; `RateLimit` hashes keys over 128 bytes"},
+    {"`[18446744073709551617]`, `[-9223372036854775809]`, a 301-digit literal",
+     "accepted as doubles (1.8446744073709552e19, -9.223372036854776e18, 1.0e300)",
+     "`{:invalid_json, \"integer … is outside ±(2^53−1)\"}`"}
+  ]
+
   def render(r) do
     targets = targets(r)
 
@@ -37,6 +61,7 @@ defmodule JidoBench.Report do
       save_table(r),
       list_table(r),
       hostile_table(r),
+      before_after(r),
       rate_table(r),
       wrapper_table(r),
       reference_table(r),
@@ -564,6 +589,35 @@ defmodule JidoBench.Report do
   end
 
   defp hostile_table(_older_results), do: []
+
+  defp before_after(%{hostile: h}) do
+    tiny =
+      Enum.find(h.memory.hostile, &String.starts_with?(&1.label, "tiny values (`0,`), unsigned"))
+
+    after_ = fn
+      :listing ->
+        "#{ms(med(h.listing.raw_hostile))} (`list_persisted/0`: #{ms(med(h.listing.hostile))}, " <>
+          "#{x(med(h.listing.hostile) / med(h.listing.valid))} the valid files)"
+
+      :tiny_unsigned ->
+        "+#{mib(med(tiny.peak))} = #{x(med(tiny.peak) / tiny.bytes)}, refused in the NIF " <>
+          "(`#{inspect(tiny.reason)}`)"
+
+      text ->
+        text
+    end
+
+    [
+      "### Before and after (issue 10)\n\n",
+      table(
+        ["case", "before (898bc39)", "after"],
+        for({case_, before, now} <- @before_issue_10, do: [case_, before, after_.(now)])
+      ),
+      "\n"
+    ]
+  end
+
+  defp before_after(_older_results), do: []
 
   defp list_table(r) do
     rows =

@@ -608,8 +608,10 @@ pub fn parse_packed_screened<T>(
     collect_strings(&mut slots, &mut strings);
     place(&mut strings, &mut bytes)?;
     drop(strings);
-    let checked = check(&view_of(&slots, &bytes)?)?;
-    let root = spans_of(slots);
+    // One tree alive at a time: each step consumes the one before.
+    let view = view_of(slots, &bytes)?;
+    let checked = check(&view)?;
+    let root = spans_of(view, &bytes);
     Ok((Packed { bytes, root }, checked))
 }
 
@@ -680,68 +682,71 @@ fn slots_of(document: Node<Deferred<'_>>, source: &[u8]) -> Node<Slot> {
     map_strings(document, &slot)
 }
 
-/// The tree of placed `slots` as [`Span`]s.
-fn spans_of(slots: Node<Slot>) -> Node<Span> {
-    map_strings(slots, &|slot| match slot {
-        Slot::At { start, len } => Span::At { start, len },
-        Slot::Decoded(text) => Span::Owned(text),
-        // `place` decodes every escaped value or fails.
-        Slot::Escaped => Span::Owned(String::new()),
-    })
-}
-
-/// The same tree with every string and key converted by `f`.
-fn map_strings<A, B>(node: Node<A>, f: &impl Fn(A) -> B) -> Node<B> {
-    match node {
-        Node::Null => Node::Null,
-        Node::Bool(b) => Node::Bool(b),
-        Node::Integer(i) => Node::Integer(i),
-        Node::Float(x) => Node::Float(x),
-        Node::String(s) => Node::String(f(s)),
-        Node::Array(items) => Node::Array(items.into_iter().map(|v| map_strings(v, f)).collect()),
-        Node::Object(members) => Node::Object(
-            members
-                .into_iter()
-                .map(|(k, v)| (f(k), map_strings(v, f)))
-                .collect(),
-        ),
-    }
-}
-
-/// A [`Document`] view of a placed tree, borrowing every string from
-/// `bytes` (or from the tree, for a key that could not be placed).
+/// A placed tree as a [`Document`] borrowing every string from `bytes`
+/// (a key that could not be placed keeps its own text).
 ///
 /// # Errors
 /// [`Error::InvalidJson`] if a string is not UTF-8 or was left undecoded,
 /// which only a broken packing could cause.
-fn view_of<'b>(node: &'b Node<Slot>, bytes: &'b [u8]) -> Result<Document<'b>> {
-    let text = |slot: &'b Slot| match slot {
+fn view_of(slots: Node<Slot>, bytes: &[u8]) -> Result<Document<'_>> {
+    try_map_strings(slots, &|slot| match slot {
         Slot::At { start, len } => start
-            .checked_add(*len)
-            .and_then(|end| bytes.get(*start..end))
+            .checked_add(len)
+            .and_then(|end| bytes.get(start..end))
             .and_then(|b| std::str::from_utf8(b).ok())
             .map(Cow::Borrowed)
             .ok_or_else(packing_failed),
-        Slot::Decoded(text) => Ok(Cow::Borrowed(text.as_str())),
+        Slot::Decoded(text) => Ok(Cow::Owned(text)),
         Slot::Escaped => Err(packing_failed()),
+    })
+}
+
+/// The checked view as [`Span`]s: offsets into `source` for the strings
+/// borrowed from it.
+fn spans_of(view: Document<'_>, source: &[u8]) -> Node<Span> {
+    let span = |s: Cow<'_, str>| match s {
+        Cow::Borrowed(text) => match offset_in(source, text.as_bytes()) {
+            Some(start) => Span::At {
+                start,
+                len: text.len(),
+            },
+            None => Span::Owned(text.to_owned()),
+        },
+        Cow::Owned(text) => Span::Owned(text),
     };
+    map_strings(view, &span)
+}
+
+/// The same tree with every string and key converted by `f`.
+fn map_strings<A, B>(node: Node<A>, f: &impl Fn(A) -> B) -> Node<B> {
+    let never = |a| Ok::<B, std::convert::Infallible>(f(a));
+    match try_map_strings(node, &never) {
+        Ok(mapped) => mapped,
+        Err(never) => match never {},
+    }
+}
+
+/// The same tree with every string and key converted by `f`, stopping at
+/// its first error. Consumes `node` as it goes, so the old and the new tree
+/// coexist only one container at a time.
+fn try_map_strings<A, B, E>(node: Node<A>, f: &impl Fn(A) -> Result<B, E>) -> Result<Node<B>, E> {
     Ok(match node {
         Node::Null => Node::Null,
-        Node::Bool(b) => Node::Bool(*b),
-        Node::Integer(i) => Node::Integer(*i),
-        Node::Float(x) => Node::Float(*x),
-        Node::String(s) => Node::String(text(s)?),
+        Node::Bool(b) => Node::Bool(b),
+        Node::Integer(i) => Node::Integer(i),
+        Node::Float(x) => Node::Float(x),
+        Node::String(s) => Node::String(f(s)?),
         Node::Array(items) => Node::Array(
             items
-                .iter()
-                .map(|v| view_of(v, bytes))
-                .collect::<Result<_>>()?,
+                .into_iter()
+                .map(|v| try_map_strings(v, f))
+                .collect::<Result<_, E>>()?,
         ),
         Node::Object(members) => Node::Object(
             members
-                .iter()
-                .map(|(k, v)| Ok((text(k)?, view_of(v, bytes)?)))
-                .collect::<Result<_>>()?,
+                .into_iter()
+                .map(|(k, v)| Ok((f(k)?, try_map_strings(v, f)?)))
+                .collect::<Result<_, E>>()?,
         ),
     })
 }
@@ -827,52 +832,62 @@ fn place(strings: &mut [&mut Slot], bytes: &mut [u8]) -> Result<()> {
 /// an escape the parser would have refused (it already validated the text).
 fn unescape_in_place(buf: &mut [u8]) -> Option<usize> {
     let (mut read, mut write) = (0, 0);
-    while read < buf.len() {
-        let Some(run) = buf[read..].iter().position(|&b| b == b'\\') else {
-            buf.copy_within(read.., write);
-            write += buf.len() - read;
-            break;
-        };
-        buf.copy_within(read..read + run, write);
+    while let Some(run) = memchr::memchr(b'\\', &buf[read..]) {
+        // Until the first escape the text is already where it belongs.
+        if write != read {
+            buf.copy_within(read..read + run, write);
+        }
         read += run;
         write += run;
-        let (c, used) = escape_at(&buf[read..])?;
-        read += used;
-        write += c.encode_utf8(&mut buf[write..read]).len();
+        if *buf.get(read + 1)? == b'u' {
+            let (c, used) = unicode_escape(&buf[read..])?;
+            read += used;
+            write += c.encode_utf8(&mut buf[write..read]).len();
+        } else {
+            buf[write] = short_escape(*buf.get(read + 1)?)?;
+            read += 2;
+            write += 1;
+        }
     }
-    Some(write)
+    let rest = buf.len() - read;
+    if write != read {
+        buf.copy_within(read.., write);
+    }
+    Some(write + rest)
 }
 
-/// The character an escape at the start of `escaped` stands for, and the
-/// bytes it spans.
-fn escape_at(escaped: &[u8]) -> Option<(char, usize)> {
-    let simple = match escaped.get(1)? {
-        b'"' => '"',
-        b'\\' => '\\',
-        b'/' => '/',
-        b'b' => '\u{8}',
-        b'f' => '\u{c}',
-        b'n' => '\n',
-        b'r' => '\r',
-        b't' => '\t',
-        b'u' => {
-            let high = hex4(escaped.get(2..6)?)?;
-            if !(0xD800..0xDC00).contains(&high) {
-                return Some((char::from_u32(high)?, 6));
-            }
-            if escaped.get(6..8)? != b"\\u" {
-                return None;
-            }
-            let low = hex4(escaped.get(8..12)?)?;
-            if !(0xDC00..0xE000).contains(&low) {
-                return None;
-            }
-            let c = 0x10000 + ((high - 0xD800) << 10) + (low - 0xDC00);
-            return Some((char::from_u32(c)?, 12));
-        }
+/// The byte a two-character escape (`\n`, `\"`, …) stands for, given the
+/// character after the backslash.
+fn short_escape(escape: u8) -> Option<u8> {
+    Some(match escape {
+        b'"' => b'"',
+        b'\\' => b'\\',
+        b'/' => b'/',
+        b'b' => 0x08,
+        b'f' => 0x0c,
+        b'n' => b'\n',
+        b'r' => b'\r',
+        b't' => b'\t',
         _ => return None,
-    };
-    Some((simple, 2))
+    })
+}
+
+/// The character a `\uXXXX` escape (or a surrogate pair of two) at the start
+/// of `escaped` stands for, and the bytes it spans.
+fn unicode_escape(escaped: &[u8]) -> Option<(char, usize)> {
+    let high = hex4(escaped.get(2..6)?)?;
+    if !(0xD800..0xDC00).contains(&high) {
+        return Some((char::from_u32(high)?, 6));
+    }
+    if escaped.get(6..8)? != b"\\u" {
+        return None;
+    }
+    let low = hex4(escaped.get(8..12)?)?;
+    if !(0xDC00..0xE000).contains(&low) {
+        return None;
+    }
+    let c = 0x10000 + ((high - 0xD800) << 10) + (low - 0xDC00);
+    Some((char::from_u32(c)?, 12))
 }
 
 /// Four hex digits as a number.
