@@ -159,10 +159,10 @@ defmodule JidoCode.SessionTestHelpers do
   Starts a private `JidoCode.RateLimit` under the test supervisor with a
   unique name and returns the name, so async tests never share windows.
   `opts` are `JidoCode.RateLimit.start_link/1` options (`:limits`,
-  `:global_limits`, `:sweep_interval_ms`). Unlike the application's instance,
-  no quota comes from the configuration (`:limits` and `:global_limits`
-  default to none) and the periodic sweep is off unless `:sweep_interval_ms`
-  is given.
+  `:global_limits`, `:sweep_interval_ms`). Operations the options do not
+  name get their quotas from the configuration, defaults included (a global
+  quota of `false` switches one off); the periodic sweep is off unless
+  `:sweep_interval_ms` is given.
   """
   @spec start_rate_limiter!(keyword()) :: atom()
   def start_rate_limiter!(opts \\ []) do
@@ -171,8 +171,6 @@ defmodule JidoCode.SessionTestHelpers do
     opts =
       opts
       |> Keyword.put(:name, name)
-      |> Keyword.put_new(:limits, %{})
-      |> Keyword.put_new(:global_limits, %{})
       |> Keyword.put_new(:sweep_interval_ms, :infinity)
 
     ExUnit.Callbacks.start_supervised!({JidoCode.RateLimit, opts}, id: name)
