@@ -22,6 +22,7 @@ defmodule JidoCode.SessionSupervisor do
 
   alias JidoCode.Session
   alias JidoCode.SessionRegistry
+  alias JidoCode.Tools.Security
 
   @doc "Starts the supervisor (option `:name`, default `#{inspect(__MODULE__)}`)."
   @spec start_link(keyword()) :: Supervisor.on_start()
@@ -36,17 +37,26 @@ defmodule JidoCode.SessionSupervisor do
   Registers `session` and starts its processes, returning the per-session
   supervisor's pid.
 
+  The session holds its project directory open for as long as it runs (a
+  pin, see `JidoCode.Tools.Security`): pinned here from the canonical form
+  of `session.project_path`, or given as `opts[:pin]` (resume hands over
+  the pin it validated, with `resuming: true`). A directory that cannot be
+  pinned refuses the start with its `:project_path_*` reason.
+
   Errors: a `JidoCode.Session.validate/1` reason, a
   `JidoCode.SessionRegistry.register/2` reason (`:session_exists`,
   `:project_already_open`, `:session_limit_reached`), `:registration_lost`
   when the entry was removed while the processes were starting (a concurrent
   `stop_session/1`), or whatever `DynamicSupervisor.start_child/2` returned.
   """
-  @spec start_session(Session.t()) :: {:ok, pid()} | {:error, term()}
-  def start_session(%Session{} = session) do
+  @spec start_session(Session.t(), keyword()) :: {:ok, pid()} | {:error, term()}
+  def start_session(session, opts \\ [])
+
+  def start_session(%Session{} = session, opts) do
     with {:ok, session} <- Session.validate(session),
+         {:ok, pin} <- session_pin(session, opts),
          {:ok, session} <- SessionRegistry.register(session, self()) do
-      case start_child(session) do
+      case start_child(session, Keyword.put(opts, :pin, pin)) do
         {:ok, pid} ->
           log_start(session.id, :ok)
           {:ok, pid}
@@ -69,7 +79,16 @@ defmodule JidoCode.SessionSupervisor do
     end
   end
 
-  def start_session(_other), do: {:error, :invalid_session}
+  def start_session(_other, _opts), do: {:error, :invalid_session}
+
+  # The session owns its project directory from the start: pinned here (or
+  # by resume, which hands its pin over), held by its state process.
+  defp session_pin(session, opts) do
+    case Keyword.fetch(opts, :pin) do
+      {:ok, pin} -> {:ok, pin}
+      :error -> Security.pin_session_project(session.project_path)
+    end
+  end
 
   @doc """
   Builds a session with `JidoCode.Session.new/1` and starts it.
@@ -143,8 +162,8 @@ defmodule JidoCode.SessionSupervisor do
 
   # Registered already: whatever happens, a failed start must not leave the
   # entry behind, an exit (supervisor not running) included.
-  defp start_child(session) do
-    DynamicSupervisor.start_child(__MODULE__, {Session.Supervisor, session})
+  defp start_child(session, opts) do
+    DynamicSupervisor.start_child(__MODULE__, {Session.Supervisor, {session, opts}})
   catch
     :exit, reason ->
       :ok = SessionRegistry.unregister(session.id)

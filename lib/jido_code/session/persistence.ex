@@ -125,10 +125,22 @@ defmodule JidoCode.Session.Persistence do
   @doc """
   Saves the live session `session_id` to disk and returns the file's path.
 
+  The project directory is never looked up again: the file records the
+  canonical path and the directory identity (device and inode) of the pin
+  the session holds since it was created or resumed, and only if that path
+  still leads to the pinned directory. If it now leads elsewhere — a symlink
+  or another directory put in its place — the save is refused with
+  `:project_path_changed` and the previous file stays.
+
+  A successful save also ends the resume's safety copy: the persisted file
+  kept aside since `resume/1` is deleted.
+
   Errors: `:invalid_session_id`, `:not_found` (no such live session),
-  `:save_in_progress`, `:session_limit_reached` (too many persisted sessions
-  and `auto_cleanup_on_limit` off), `:session_too_large` (the live session is
-  kept; nothing is written), or a write error.
+  `:save_in_progress`, `:resume_in_progress` (the session is still being
+  resumed), `:project_path_changed`, `:session_limit_reached` (too many
+  persisted sessions and `auto_cleanup_on_limit` off; never for a session
+  that is already persisted), `:session_too_large` (the live session is kept;
+  nothing is written), or a write error.
   """
   @spec save(String.t()) :: {:ok, Path.t()} | {:error, term()}
   def save(session_id) do
@@ -137,9 +149,13 @@ defmodule JidoCode.Session.Persistence do
            :ok <- Server.acquire_save_lock(session_id) do
         try do
           with {:ok, state} <- State.get_state(session_id),
-               persisted = build_persisted_session(state),
-               :ok <- enforce_session_limit(session_id),
-               :ok <- write_session_file(session_id, persisted) do
+               {:ok, project} <- State.project(session_id),
+               :ok <- check_not_resuming(project),
+               document = bind_to_pin(build_persisted_session(state), project.pin),
+               :ok <- Security.revalidate(project.pin),
+               :ok <- enforce_session_limit(session_id, project.aside != nil),
+               :ok <- write_document(session_id, document),
+               :ok <- State.saved(session_id) do
             {:ok, session_file(session_id)}
           end
         after
@@ -149,6 +165,17 @@ defmodule JidoCode.Session.Persistence do
 
     log_outcome(result, :save, session_id)
     result
+  end
+
+  defp check_not_resuming(%{resuming: true}), do: {:error, :resume_in_progress}
+  defp check_not_resuming(_project), do: :ok
+
+  # The session's own path and directory: what it pinned, never a fresh
+  # resolution of a path that may by now lead elsewhere.
+  defp bind_to_pin(persisted, pin) do
+    persisted
+    |> Serialization.to_document()
+    |> put_project(Security.pinned_path(pin), Security.pinned_identity(pin))
   end
 
   @doc """
@@ -164,12 +191,19 @@ defmodule JidoCode.Session.Persistence do
   def write_session_file(session_id, persisted) when is_map(persisted) do
     document = Serialization.to_document(persisted)
 
+    document = document |> canonicalize_project_path() |> bind_project_identity()
+    write_document(session_id, document)
+  end
+
+  def write_session_file(_session_id, _persisted), do: {:error, :not_a_map}
+
+  # Signs and writes a document whose project path and identity are final.
+  defp write_document(session_id, document) do
     with :ok <- check_id(session_id),
          :ok <- check_document_id(document, session_id),
          {:ok, key} <- Crypto.key(),
          :ok <- ensure_sessions_dir() do
       path = session_file(session_id)
-      document = document |> canonicalize_project_path() |> bind_project_identity()
 
       case Native.session_save(
              path,
@@ -200,8 +234,6 @@ defmodule JidoCode.Session.Persistence do
     end
   end
 
-  def write_session_file(_session_id, _persisted), do: {:error, :not_a_map}
-
   defp check_document_id(document, session_id) do
     case Map.get(document, :id, Map.get(document, "id")) do
       ^session_id -> :ok
@@ -227,28 +259,45 @@ defmodule JidoCode.Session.Persistence do
   # into its place. A directory that cannot be pinned now keeps the binding
   # the document already carried.
   defp bind_project_identity(document) do
-    {path_key, id_key, other_id_key} =
-      if Map.has_key?(document, :project_path),
-        do: {:project_path, :project_dir_id, "project_dir_id"},
-        else: {"project_path", "project_dir_id", :project_dir_id}
-
+    {path_key, id_key, other_id_key} = project_keys(document)
     current = Map.get(document, id_key, Map.get(document, other_id_key))
-    document = Map.delete(document, other_id_key)
+    path = Map.get(document, path_key)
 
-    case Security.project_identity(Map.get(document, path_key)) do
-      {:ok, identity} -> Map.put(document, id_key, identity)
-      {:error, _} when is_binary(current) -> Map.put(document, id_key, current)
-      {:error, _} -> Map.delete(document, id_key)
+    case Security.project_identity(path) do
+      {:ok, identity} -> put_project(document, path, identity)
+      {:error, _} -> put_project(document, path, if(is_binary(current), do: current))
     end
   end
 
-  defp enforce_session_limit(session_id) do
+  # Sets the project path and directory identity (`nil`: none) in the key
+  # style the document already uses.
+  defp put_project(document, path, identity) do
+    {path_key, id_key, other_id_key} = project_keys(document)
+    document = document |> Map.delete(other_id_key) |> Map.put(path_key, path)
+
+    if identity, do: Map.put(document, id_key, identity), else: Map.delete(document, id_key)
+  end
+
+  defp project_keys(document) do
+    if Map.has_key?(document, :project_path),
+      do: {:project_path, :project_dir_id, "project_dir_id"},
+      else: {"project_path", "project_dir_id", :project_dir_id}
+  end
+
+  # Counts the files that are sessions (as the listing sees them: junk named
+  # like a session does not count), and never blocks a session that is
+  # already persisted — as its file, or kept aside since its resume.
+  defp enforce_session_limit(session_id, kept_aside?) do
     max = Config.persistence(:max_sessions)
 
-    with {:ok, names} <- persisted_file_names() do
-      count = Enum.count(names, &(&1 != session_id <> ".json"))
+    with {:ok, ids} <- persisted_ids() do
+      persisted? = kept_aside? or session_id in ids
+      count = Enum.count(ids, &(&1 != session_id))
 
       cond do
+        persisted? ->
+          :ok
+
         count < max and (count + 1) * 5 >= max * 4 ->
           Logger.warning("#{count + 1} of at most #{max} sessions persisted",
             operation: :save,
@@ -269,16 +318,9 @@ defmodule JidoCode.Session.Persistence do
     end
   end
 
-  defp persisted_file_names do
-    case File.ls(sessions_dir()) do
-      {:ok, names} -> {:ok, Enum.filter(names, &session_file_name?/1)}
-      {:error, :enoent} -> {:ok, []}
-      {:error, reason} -> {:error, reason}
-    end
+  defp persisted_ids do
+    with {:ok, sessions} <- listed_sessions(false), do: {:ok, Enum.map(sessions, & &1.id)}
   end
-
-  defp session_file_name?(name),
-    do: String.ends_with?(name, ".json") and Session.valid_id?(Path.rootname(name))
 
   defp delete_oldest(count) do
     with {:ok, sessions} <- list_persisted() do
@@ -401,12 +443,17 @@ defmodule JidoCode.Session.Persistence do
   """
   @spec list_persisted() :: {:ok, [metadata()]} | {:error, term()}
   def list_persisted do
+    with {:ok, sessions} <- listed_sessions(true) do
+      {:ok, Enum.sort_by(sessions, &sort_time(&1.closed_at), {:desc, DateTime})}
+    end
+  end
+
+  # The valid entries of the sessions directory; `log?` says whether each
+  # skipped file is logged (the session-count check on every save does not).
+  defp listed_sessions(log?) do
     case Native.session_list(sessions_dir(), Config.max_file_size(), Config.max_json_depth()) do
       {:ok, entries} ->
-        {:ok,
-         entries
-         |> Enum.flat_map(&listed_metadata/1)
-         |> Enum.sort_by(&sort_time(&1.closed_at), {:desc, DateTime})}
+        {:ok, Enum.flat_map(entries, &listed_metadata(&1, log?))}
 
       {:error, :not_found} ->
         {:ok, []}
@@ -417,19 +464,22 @@ defmodule JidoCode.Session.Persistence do
     end
   end
 
-  defp listed_metadata({file_name, {:ok, {members, size}}}) do
+  defp listed_metadata({file_name, {:ok, {members, size}}}, log?) do
     with id when is_binary(id) <- members["id"],
          true <- file_name == id <> ".json" and Session.valid_id?(id),
          {:ok, meta} <- metadata(members, size) do
       [meta]
     else
-      _ -> skip_listed(file_name, :invalid_metadata)
+      _ -> skip_listed(file_name, :invalid_metadata, log?)
     end
   end
 
-  defp listed_metadata({file_name, {:error, reason}}), do: skip_listed(file_name, reason)
+  defp listed_metadata({file_name, {:error, reason}}, log?),
+    do: skip_listed(file_name, reason, log?)
 
-  defp skip_listed(file_name, reason) do
+  defp skip_listed(_file_name, _reason, false), do: []
+
+  defp skip_listed(file_name, reason, true) do
     Logger.warning("skipping session file #{file_name}: #{inspect(reason)}",
       operation: :list,
       outcome: :skipped
@@ -606,7 +656,7 @@ defmodule JidoCode.Session.Persistence do
          {:ok, pin} <- Security.pin_project_path(persisted.project_path),
          :ok <- Security.check_identity(pin, persisted.project_dir_id),
          {:ok, session} <- rebuild_session(persisted),
-         {:ok, _pid} <- SessionSupervisor.start_session(session) do
+         {:ok, _pid} <- SessionSupervisor.start_session(session, pin: pin, resuming: true) do
       Logger.info("session processes started", session_id: session_id, operation: :resume)
 
       case restore(session, persisted, pin, lock) do
@@ -628,8 +678,18 @@ defmodule JidoCode.Session.Persistence do
              messages: persisted.conversation,
              todos: persisted.todos,
              prompt_history: persisted.prompt_history
-           }) do
-      Native.session_lock_remove(lock)
+           }),
+         :ok <- Native.session_lock_set_aside(lock) do
+      # The session now keeps the file aside until its next successful save;
+      # a crash before that leaves it for start-up to put back.
+      case State.resumed(session.id, lock) do
+        :ok ->
+          :ok
+
+        {:error, _} = error ->
+          _ = Native.session_lock_restore(lock)
+          error
+      end
     end
   end
 

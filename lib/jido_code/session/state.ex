@@ -18,6 +18,15 @@ defmodule JidoCode.Session.State do
   process, so appending is O(1)). The prompt history is newest first, at most
   100 entries. Every mutation refreshes `session.updated_at`.
 
+  The process also owns the session's hold on its project directory
+  (`project/1`): the pin — the directory descriptor validated at create or
+  resume, through which `JidoCode.Tools.Security` resolves every file
+  operation and against which `JidoCode.Session.Persistence.save/1` checks
+  the path — and, after a resume, the persisted copy kept aside until the
+  next successful save (`saved/1`). Both are released when the process
+  stops; a copy still aside then is put back under its name, as the previous
+  file. Neither is part of `get_state/1`.
+
   Input is validated in the calling process before the call, so a large
   `restore/2` does not hold up the session's other callers while it is
   checked. Validation also requires text to be valid UTF-8: the session must
@@ -52,6 +61,13 @@ defmodule JidoCode.Session.State do
           prompt_history: [String.t()]
         }
 
+  @typedoc """
+  The session's hold on its project directory: the pin, the resume lock of
+  the copy kept aside (`nil` when none), and whether a resume is still
+  restoring the contents (saves are refused until it is done).
+  """
+  @type project :: %{pin: reference(), aside: reference() | nil, resuming: boolean()}
+
   @typedoc "Why input was refused."
   @type invalid ::
           {:invalid_message, atom()}
@@ -66,17 +82,47 @@ defmodule JidoCode.Session.State do
 
   # -- Client ----------------------------------------------------------------
 
-  @doc "The child spec of a session's state process."
-  @spec child_spec(Session.t()) :: Supervisor.child_spec()
-  def child_spec(%Session{} = session) do
-    %{id: __MODULE__, start: {__MODULE__, :start_link, [session]}}
+  @doc """
+  The child spec of a session's state process: `session`, or `{session,
+  opts}` with the pinned project directory (`:pin`; without it the process
+  pins `session.project_path` itself) and `:resuming` (a resume is
+  restoring the contents; `resumed/2` ends it).
+  """
+  @spec child_spec(Session.t() | {Session.t(), keyword()}) :: Supervisor.child_spec()
+  def child_spec(%Session{} = session), do: child_spec({session, []})
+
+  def child_spec({%Session{}, opts} = arg) when is_list(opts) do
+    %{id: __MODULE__, start: {__MODULE__, :start_link, [arg]}}
   end
 
-  @doc "Starts the state process of `session`."
-  @spec start_link(Session.t()) :: GenServer.on_start()
-  def start_link(%Session{id: id} = session) do
-    GenServer.start_link(__MODULE__, session, name: via(id))
+  @doc "Starts the state process of `session` (see `child_spec/1`)."
+  @spec start_link(Session.t() | {Session.t(), keyword()}) :: GenServer.on_start()
+  def start_link(%Session{} = session), do: start_link({session, []})
+
+  def start_link({%Session{id: id}, opts} = arg) when is_list(opts) do
+    GenServer.start_link(__MODULE__, arg, name: via(id))
   end
+
+  @doc """
+  The running session's hold on its project directory (see `t:project/0`).
+  """
+  @spec project(String.t()) :: {:ok, project()} | {:error, :not_found | :timeout}
+  def project(session_id), do: call(session_id, :project)
+
+  @doc """
+  Ends a resume: the contents are restored and the persisted file was moved
+  aside under `lock` (a resume lock of `JidoCode.Native`), which this
+  process now holds until `saved/1` or its stop.
+  """
+  @spec resumed(String.t(), reference()) :: :ok | {:error, :not_found | :timeout}
+  def resumed(session_id, lock), do: call(session_id, {:resumed, lock})
+
+  @doc """
+  Records a successful save: the persisted copy kept aside since the resume
+  (if any) is superseded and deleted.
+  """
+  @spec saved(String.t()) :: :ok | {:error, :not_found | :timeout}
+  def saved(session_id), do: call(session_id, :saved)
 
   @doc "The registered name of the state process of session `id`."
   @spec via(String.t()) :: {:via, Registry, {module(), {:state, String.t()}}}
@@ -201,14 +247,55 @@ defmodule JidoCode.Session.State do
   # -- Server ----------------------------------------------------------------
 
   @impl GenServer
-  def init(%Session{} = session) do
+  def init({%Session{} = session, opts}) do
     Logger.metadata(session_id: session.id)
-    # `messages` is newest first here; `view/1` turns it around.
-    {:ok, %{session: session, messages: [], todos: [], prompt_history: []}}
+
+    case project_pin(session, opts) do
+      {:ok, pin} ->
+        # terminate/2 must run on shutdown to put a copy kept aside back.
+        Process.flag(:trap_exit, true)
+        project = %{pin: pin, aside: nil, resuming: Keyword.get(opts, :resuming, false)}
+        # `messages` is newest first here; `view/1` turns it around.
+        {:ok, %{session: session, messages: [], todos: [], prompt_history: [], project: project}}
+
+      {:error, reason} ->
+        {:stop, reason}
+    end
+  end
+
+  # Started without a pin (a bare child spec): pin the directory now.
+  defp project_pin(session, opts) do
+    case Keyword.fetch(opts, :pin) do
+      {:ok, pin} -> {:ok, pin}
+      :error -> JidoCode.Tools.Security.pin_session_project(session.project_path)
+    end
   end
 
   @impl GenServer
+  def terminate(_reason, %{project: %{aside: lock}}) when lock != nil do
+    # Stopped with no successful save since the resume: the persisted copy
+    # is the session's latest saved state again.
+    _ = JidoCode.Native.session_lock_restore(lock)
+    :ok
+  end
+
+  def terminate(_reason, _state), do: :ok
+
+  @impl GenServer
   def handle_call(:get_state, _from, state), do: {:reply, {:ok, view(state)}, state}
+  def handle_call(:project, _from, state), do: {:reply, {:ok, state.project}, state}
+
+  def handle_call({:resumed, lock}, _from, state) do
+    {:reply, :ok, %{state | project: %{state.project | aside: lock, resuming: false}}}
+  end
+
+  def handle_call(:saved, _from, %{project: %{aside: nil}} = state), do: {:reply, :ok, state}
+
+  def handle_call(:saved, _from, %{project: project} = state) do
+    _ = JidoCode.Native.session_lock_discard(project.aside)
+    {:reply, :ok, %{state | project: %{project | aside: nil}}}
+  end
+
   def handle_call(:get_session, _from, state), do: {:reply, {:ok, state.session}, state}
 
   def handle_call(:get_messages, _from, state),
@@ -252,7 +339,8 @@ defmodule JidoCode.Session.State do
     {:reply, :ok, state}
   end
 
-  defp view(state), do: %{state | messages: Enum.reverse(state.messages)}
+  defp view(state),
+    do: state |> Map.delete(:project) |> Map.put(:messages, Enum.reverse(state.messages))
 
   defp touch(state), do: %{state | session: Session.touch(state.session)}
 

@@ -16,21 +16,29 @@ defmodule JidoCode.Session.Supervisor do
   alias JidoCode.Session
   alias JidoCode.SessionRegistry
 
-  @doc "The child spec: one per session id, `restart: :temporary`."
-  @spec child_spec(Session.t()) :: Supervisor.child_spec()
-  def child_spec(%Session{id: id} = session) do
+  @doc """
+  The child spec: one per session id, `restart: :temporary`. `opts` go to
+  `JidoCode.Session.State` (the pinned project directory, see
+  `JidoCode.Session.State.child_spec/1`).
+  """
+  @spec child_spec(Session.t() | {Session.t(), keyword()}) :: Supervisor.child_spec()
+  def child_spec(%Session{} = session), do: child_spec({session, []})
+
+  def child_spec({%Session{id: id}, opts} = arg) when is_list(opts) do
     %{
       id: {__MODULE__, id},
-      start: {__MODULE__, :start_link, [session]},
+      start: {__MODULE__, :start_link, [arg]},
       type: :supervisor,
       restart: :temporary
     }
   end
 
-  @doc "Starts the supervisor of `session`'s processes."
-  @spec start_link(Session.t()) :: Supervisor.on_start()
-  def start_link(%Session{id: id} = session) do
-    Supervisor.start_link(__MODULE__, session, name: via(id))
+  @doc "Starts the supervisor of `session`'s processes (see `child_spec/1`)."
+  @spec start_link(Session.t() | {Session.t(), keyword()}) :: Supervisor.on_start()
+  def start_link(%Session{} = session), do: start_link({session, []})
+
+  def start_link({%Session{id: id}, opts} = arg) when is_list(opts) do
+    Supervisor.start_link(__MODULE__, arg, name: via(id))
   end
 
   @doc "The registered name of the supervisor of session `id`."
@@ -38,9 +46,9 @@ defmodule JidoCode.Session.Supervisor do
   def via(id), do: {:via, Registry, {JidoCode.SessionProcessRegistry, {:session_supervisor, id}}}
 
   @impl Supervisor
-  def init(%Session{id: id} = session) do
+  def init({%Session{id: id}, _opts} = arg) do
     case SessionRegistry.set_owner(id, self()) do
-      :ok -> Supervisor.init([{Session.State, session}], strategy: :one_for_all)
+      :ok -> Supervisor.init([{Session.State, arg}], strategy: :one_for_all)
       {:error, :not_found} -> :ignore
     end
   end

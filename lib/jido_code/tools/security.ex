@@ -28,6 +28,25 @@ defmodule JidoCode.Tools.Security do
       always a denied root: no project may be in it, and `validate_path/2`
       refuses any path that *resolves* into it (`:path_in_jido_home`).
 
+  ## Files of a running session, through its pin
+
+  A running session holds its project directory open (the pin taken by
+  `JidoCode.SessionSupervisor.create_session/1` or
+  `JidoCode.Session.Persistence.resume/1`, owned by the session's
+  `JidoCode.Session.State` process until it stops). `read/3`, `write/3`,
+  `list/2` and `stat/2` take the session (or its id) and a path *relative to
+  its project*, and resolve it beneath that descriptor in the native core:
+  one `openat(O_NOFOLLOW)` per component, no `..`, no absolute path, no
+  symlink, never the JidoCode home. A swap of the project directory after
+  the session started — for a symlink to `~/.ssh`, for another directory —
+  cannot redirect them: they keep reaching the directory that was validated.
+  These are what the assistant's file tools use.
+
+  `validate_path/2` stays for callers of the original API. It returns a
+  string, which its caller opens later — check-then-use — so on top of its
+  checks it refuses (`:project_path_changed`) when `project_root` is a
+  running session's project and no longer leads to the pinned directory.
+
   ## Roots
 
   The denied roots are the configured home as given (`~` expanded) and its
@@ -41,20 +60,40 @@ defmodule JidoCode.Tools.Security do
   ## Limits
 
   `validate_path/2` checks a *string*: it resolves symlinks at the time of
-  the call. A tool must still open the returned path without following a
-  final symlink (or open relative to a pinned directory) if an attacker can
-  write inside the project concurrently. A path whose last existing ancestor
+  the call. A tool that opens the returned path later can still be raced;
+  use the session functions above instead. A path whose last existing ancestor
   is followed by `..` components (`new_dir/../x` where `new_dir` does not
   exist) is refused rather than guessed at.
   """
 
-  alias JidoCode.{Config, Native}
+  alias JidoCode.{Config, Native, Session, SessionRegistry}
+  alias JidoCode.Session.State
 
   @typedoc "A pinned project directory (a native resource)."
   @type pin :: reference()
 
   @typedoc "Why a project directory was refused (see the README for the list)."
   @type project_path_error :: atom() | {:io_error, String.t()}
+
+  @typedoc "A running session, or its id."
+  @type session_ref :: Session.t() | String.t()
+
+  @typedoc "What `stat/2` reports (`mtime` in seconds since the Unix epoch)."
+  @type file_info :: %{
+          type: :file | :directory | :other,
+          size: non_neg_integer(),
+          mode: non_neg_integer(),
+          mtime: integer()
+        }
+
+  @typedoc """
+  Why a file operation of a session was refused: `:session_not_running`, a
+  rule of the walk (`:path_not_relative`, `:invalid_path`,
+  `:path_escapes_project`, `:path_symlink`, `:path_in_jido_home`,
+  `:path_not_directory`), or what the file is (`:not_found`,
+  `:not_regular_file`, `{:file_too_large, size}`, `{:io_error, detail}`).
+  """
+  @type file_error :: atom() | {atom(), term()}
 
   @typedoc "Why a file-tool path was refused."
   @type path_error ::
@@ -65,6 +104,10 @@ defmodule JidoCode.Tools.Security do
 
   # As the kernel's MAXSYMLINKS (40) on Linux.
   @max_symlink_hops 40
+
+  # Default bound of read/3: large enough for any source file, small enough
+  # that a planted multi-gigabyte file cannot exhaust memory.
+  @default_max_read 10 * 1024 * 1024
 
   # -- Project directories ----------------------------------------------------
 
@@ -101,6 +144,17 @@ defmodule JidoCode.Tools.Security do
   end
 
   def pin_project_path(_path), do: {:error, :invalid_path}
+
+  @doc """
+  Pins a session's project directory: its canonical form (symlinks resolved,
+  as a session stores it) validated and held open. This is the pin a running
+  session owns.
+  """
+  @spec pin_session_project(term()) ::
+          {:ok, pin()} | {:error, project_path_error() | :invalid_path}
+  def pin_session_project(path) do
+    with {:ok, canonical} <- canonical_project_path(path), do: pin_project_path(canonical)
+  end
 
   @doc """
   Walks the pinned path again and compares every directory on it with what was
@@ -148,13 +202,18 @@ defmodule JidoCode.Tools.Security do
   @doc """
   `:ok` when the pinned directory is the one whose identity was recorded
   (`nil`: nothing was recorded, as in files from before identities were
-  stored), `{:error, :project_path_changed}` otherwise.
+  stored), `{:error, :project_dir_replaced}` otherwise: the path now names
+  another directory — deleted and re-created (re-cloned, restored from a
+  backup), or another one renamed into its place. Which of the two cannot be
+  told from the directory; the user accepts a new one explicitly with
+  `JidoCode.Session.Persistence.rebind_project/1`. (A swap *during* a resume
+  is `:project_path_changed`, from `revalidate/1`.)
   """
-  @spec check_identity(pin(), String.t() | nil) :: :ok | {:error, :project_path_changed}
+  @spec check_identity(pin(), String.t() | nil) :: :ok | {:error, :project_dir_replaced}
   def check_identity(_pin, nil), do: :ok
 
   def check_identity(pin, expected) do
-    if pinned_identity(pin) == expected, do: :ok, else: {:error, :project_path_changed}
+    if pinned_identity(pin) == expected, do: :ok, else: {:error, :project_dir_replaced}
   end
 
   @doc ~S"""
@@ -177,6 +236,91 @@ defmodule JidoCode.Tools.Security do
 
   def canonical_project_path(_path), do: {:error, :invalid_path}
 
+  # -- Files of a running session ------------------------------------------
+
+  @doc ~S"""
+  Reads the regular file at `relative_path` in the project of a running
+  session, through its pin (see the moduledoc). At most `max_bytes`
+  (option, default 10 MiB) are read: a larger file is
+  `{:error, {:file_too_large, size}}`.
+
+      iex> JidoCode.Tools.Security.read("not-a-session", "README.md")
+      {:error, :session_not_running}
+  """
+  @spec read(session_ref(), Path.t(), keyword()) :: {:ok, binary()} | {:error, file_error()}
+  def read(session, relative_path, opts \\ []) do
+    max = Keyword.get(opts, :max_bytes, @default_max_read)
+
+    with {:ok, pin, rel} <- beneath(session, relative_path),
+         do: Native.beneath_read(pin, rel, max)
+  end
+
+  @doc """
+  Replaces (or creates) the file at `relative_path` in the project of a
+  running session, atomically and durably (temp file, fsync, rename, directory
+  fsync, all beneath the pin). Missing parent directories are created. An
+  existing file keeps its permission bits; a new one is 0644.
+  """
+  @spec write(session_ref(), Path.t(), iodata()) :: :ok | {:error, file_error()}
+  def write(session, relative_path, data) do
+    with {:ok, pin, rel} <- beneath(session, relative_path),
+         {:ok, bytes} <- to_binary(data),
+         do: Native.beneath_write(pin, rel, bytes)
+  end
+
+  @doc """
+  The entries of the directory at `relative_path` (default: the project
+  itself) as `{name, type}` sorted by name, `type` being `:file`,
+  `:directory`, `:symlink` (listed, never followed) or `:other`.
+  """
+  @spec list(session_ref(), Path.t()) ::
+          {:ok, [{String.t(), :file | :directory | :symlink | :other}]} | {:error, file_error()}
+  def list(session, relative_path \\ ".") do
+    with {:ok, pin, rel} <- beneath(session, relative_path), do: Native.beneath_list(pin, rel)
+  end
+
+  @doc """
+  Type, size, permission bits and modification time of `relative_path`
+  (`"."`: the project), without following a final symlink (refused as
+  `:path_symlink`).
+  """
+  @spec stat(session_ref(), Path.t()) :: {:ok, file_info()} | {:error, file_error()}
+  def stat(session, relative_path) do
+    with {:ok, pin, rel} <- beneath(session, relative_path),
+         {:ok, {type, size, mode, mtime}} <- Native.beneath_stat(pin, rel) do
+      {:ok, %{type: type, size: size, mode: mode, mtime: mtime}}
+    end
+  end
+
+  @doc """
+  The pin a running session holds on its project directory.
+  """
+  @spec session_pin(session_ref()) :: {:ok, pin()} | {:error, :session_not_running}
+  def session_pin(%Session{id: id}), do: session_pin(id)
+
+  def session_pin(id) when is_binary(id) do
+    case State.project(id) do
+      {:ok, %{pin: pin}} -> {:ok, pin}
+      {:error, _} -> {:error, :session_not_running}
+    end
+  end
+
+  def session_pin(_other), do: {:error, :session_not_running}
+
+  defp beneath(session, relative_path) when is_binary(relative_path) do
+    with {:ok, pin} <- session_pin(session), do: {:ok, pin, relative_path}
+  end
+
+  defp beneath(_session, _relative_path), do: {:error, :invalid_path}
+
+  defp to_binary(data) when is_binary(data), do: {:ok, data}
+
+  defp to_binary(data) do
+    {:ok, IO.iodata_to_binary(data)}
+  rescue
+    ArgumentError -> {:error, :invalid_data}
+  end
+
   # -- File-tool paths ------------------------------------------------------
 
   @doc ~S"""
@@ -198,6 +342,9 @@ defmodule JidoCode.Tools.Security do
       `..` after a missing component;
     * `:invalid_path` — not a binary, contains NUL, a component is a file, or
       a symlink loop;
+    * `:project_path_changed` — `project_root` is the project of a running
+      session and no longer leads to the directory the session pinned (a
+      symlink or another directory was put in its place);
     * the native reason (e.g. `:project_path_not_found`) if `project_root`
       itself cannot be resolved, `{:io_error, _}` on other OS errors.
 
@@ -212,6 +359,7 @@ defmodule JidoCode.Tools.Security do
     with :ok <- no_nul(path),
          :ok <- no_nul(project_root),
          {:ok, root} <- project_root |> Path.expand() |> Native.path_canonicalize(),
+         :ok <- still_pinned(project_root, root),
          {:ok, resolved} <- resolve(absolute_in(path, root), 0),
          :ok <- outside_home(resolved) do
       if within?(resolved, root), do: {:ok, resolved}, else: {:error, :path_escapes_project}
@@ -233,6 +381,24 @@ defmodule JidoCode.Tools.Security do
       {:ok, _resolved} -> :ok
       {:error, _} = error -> error
     end
+  end
+
+  # A root that is a running session's project must still lead to the
+  # directory the session pinned. Other roots are checked as strings only.
+  defp still_pinned(project_root, canonical_root) do
+    with {:ok, %Session{id: id}} <- session_at(project_root, canonical_root),
+         {:ok, pin} <- session_pin(id) do
+      if pinned_path(pin) == canonical_root,
+        do: revalidate(pin),
+        else: {:error, :project_path_changed}
+    else
+      _ -> :ok
+    end
+  end
+
+  defp session_at(project_root, canonical_root) do
+    with {:error, :not_found} <- SessionRegistry.lookup_by_path(Path.expand(project_root)),
+         do: SessionRegistry.lookup_by_path(canonical_root)
   end
 
   # -- Policy -----------------------------------------------------------------
