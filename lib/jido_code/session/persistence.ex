@@ -363,31 +363,38 @@ defmodule JidoCode.Session.Persistence do
 
   @doc false
   # Like load/1 but also says whether the file was signed (for the migration
-  # and the CLI). Unsigned files pass only while the policy allows them.
-  @spec load_with_state(String.t()) :: {:ok, map(), :signed | :unsigned} | {:error, term()}
-  def load_with_state(session_id) do
+  # and the CLI). Unsigned files pass only while the policy allows them, or
+  # with `accept_unsigned: true` (the explicit migration, which signs them).
+  @spec load_with_state(String.t(), keyword()) ::
+          {:ok, map(), :signed | :unsigned} | {:error, term()}
+  def load_with_state(session_id, opts \\ []) do
     with :ok <- check_id(session_id),
          {:ok, key} <- Crypto.key() do
       path = session_file(session_id)
 
       path
       |> Native.session_load(key, Config.max_file_size(), Config.max_json_depth())
-      |> accept_loaded(session_id, path)
+      |> accept_loaded(session_id, path, Keyword.get(opts, :accept_unsigned, false))
     end
   end
 
-  defp accept_loaded({:ok, {document, signature_state, _size}}, session_id, path) do
+  defp accept_loaded(loaded, session_id, path, accept_unsigned? \\ false)
+
+  defp accept_loaded({:ok, {document, :unsigned, size}}, session_id, path, true),
+    do: accept_loaded({:ok, {document, :unsigned_accepted, size}}, session_id, path, false)
+
+  defp accept_loaded({:ok, {document, signature_state, _size}}, session_id, path, _accept) do
     result =
       with :ok <- check_signature_policy(signature_state, session_id, path),
            :ok <- check_document_id(document, session_id),
            {:ok, session} <- deserialize_session(document) do
-        {:ok, session, signature_state}
+        {:ok, session, if(signature_state == :signed, do: :signed, else: :unsigned)}
       end
 
     log_rejection(result, session_id)
   end
 
-  defp accept_loaded({:error, reason}, session_id, _path) do
+  defp accept_loaded({:error, reason}, session_id, _path, _accept) do
     {:error, load_error(reason)} |> log_rejection(session_id)
   end
 
@@ -395,6 +402,7 @@ defmodule JidoCode.Session.Persistence do
   defp load_error(reason), do: reason
 
   defp check_signature_policy(:signed, _session_id, _path), do: :ok
+  defp check_signature_policy(:unsigned_accepted, _session_id, _path), do: :ok
 
   defp check_signature_policy(:unsigned, session_id, path) do
     if Migration.enforced?() do

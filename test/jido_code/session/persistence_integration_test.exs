@@ -84,6 +84,9 @@ defmodule JidoCode.Session.PersistenceIntegrationTest do
     {id, _} = persist_session!()
     assert {:ok, _} = Persistence.resume(id)
     :ok = SessionSupervisor.stop_session(id)
+    # Stopping puts the persisted copy back (or saves anew): delete it so the
+    # attempts below fail.
+    :ok = Persistence.delete_persisted(id)
 
     for _ <- 2..5, do: assert({:error, :not_found} = Persistence.resume(id))
     assert {:error, :rate_limit_exceeded, _} = Persistence.resume(id)
