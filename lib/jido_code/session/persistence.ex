@@ -701,6 +701,84 @@ defmodule JidoCode.Session.Persistence do
     end
   end
 
+  # -- Re-binding a re-created project directory -------------------------------
+
+  @typedoc "What `rebind_project/1` changed."
+  @type rebind_result :: %{
+          project_path: String.t(),
+          previous_dir_id: String.t() | nil,
+          project_dir_id: String.t()
+        }
+
+  @doc """
+  Binds the persisted session `session_id` to the directory now at its
+  project path, and re-signs it.
+
+  A session records the identity (device and inode) of its project
+  directory, and `resume/1` refuses another directory at that path as
+  `:project_dir_replaced`: that is what a re-cloned or restored project
+  looks like, and also what an attacker's directory renamed into place looks
+  like — only the user can tell them apart. This is how the user accepts the
+  new directory: it must pass every path rule (`:project_path_*` errors
+  otherwise), and the session is written under the resume lock and the save
+  lock (`:resume_in_progress`, `:save_in_progress`), so it cannot race a
+  resume or a save. A running session cannot be rebound
+  (`:session_exists`); a session already bound to that directory is
+  rewritten unchanged.
+  """
+  @spec rebind_project(String.t()) :: {:ok, rebind_result()} | {:error, term()}
+  def rebind_project(session_id) do
+    result =
+      with :ok <- check_id(session_id),
+           :ok <- check_not_running(session_id),
+           {:ok, lock} <- lock_session_file(session_id) do
+        try do
+          rebind_locked(session_id, lock)
+        after
+          Native.session_lock_release(lock)
+        end
+      end
+
+    log_outcome(result, :rebind, session_id)
+    result
+  end
+
+  defp check_not_running(session_id) do
+    case SessionRegistry.lookup(session_id) do
+      {:ok, _session} -> {:error, :session_exists}
+      {:error, :not_found} -> :ok
+    end
+  end
+
+  defp rebind_locked(session_id, lock) do
+    with {:ok, key} <- Crypto.key(),
+         {:ok, persisted, _signature_state} <-
+           lock
+           |> Native.session_lock_load(key, Config.max_file_size(), Config.max_json_depth())
+           |> accept_loaded(session_id, session_file(session_id)),
+         {:ok, pin} <- Security.pin_project_path(persisted.project_path),
+         :ok <- Server.acquire_save_lock(session_id) do
+      try do
+        with :ok <- write_document(session_id, bind_to_pin(persisted, pin)) do
+          Logger.notice(
+            "session bound to the directory now at #{persisted.project_path}",
+            session_id: session_id,
+            operation: :rebind
+          )
+
+          {:ok,
+           %{
+             project_path: persisted.project_path,
+             previous_dir_id: persisted.project_dir_id,
+             project_dir_id: Security.pinned_identity(pin)
+           }}
+        end
+      after
+        Server.release_save_lock(session_id)
+      end
+    end
+  end
+
   @doc """
   The `%JidoCode.Session{}` that `resume/1` starts for a loaded session map
   (as `load/1` returns it), validated; `updated_at` is now. The CLI's
