@@ -64,14 +64,14 @@ defmodule JidoCode.Session.Persistence.Migration do
   Whether unsigned files are refused: unless the policy is `:reject`, only a
   marker signed by our key saying `"pending"` lets them in.
 
-  Before any machine secret exists nothing is enforced yet: no file can be
-  loaded without a key, and creating the key decides the marker
-  (`secret_created/1`) before any file is judged.
+  Without a machine secret it is enforced too: a key still in use while its
+  secret file is gone means the home was tampered with. (On a fresh home
+  the first key creates the secret and decides the marker,
+  `secret_created/1`, before any file is judged.)
   """
   @spec enforced?() :: boolean()
   def enforced? do
-    Config.persistence(:unsigned_files) == :reject or
-      marker_state() not in [{:ok, :pending}, {:error, :no_secret}]
+    Config.persistence(:unsigned_files) == :reject or marker_state() != {:ok, :pending}
   end
 
   @doc """
