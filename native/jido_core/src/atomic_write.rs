@@ -107,8 +107,7 @@ pub(crate) fn write_atomic_in(dir: &OwnedFd, name: &OsStr, bytes: &[u8], mode: u
         .write_all(bytes)
         .map_err(|e| Error::io("write", e))?;
     temp.file.sync_all().map_err(|e| Error::io("fsync", e))?;
-    rustix::fs::renameat(dir, &temp.name, dir, name)
-        .map_err(|e| Error::io("rename", e.into()))?;
+    rustix::fs::renameat(dir, &temp.name, dir, name).map_err(|e| Error::io("rename", e.into()))?;
     // The name is now the target's: removing it would delete the new file.
     temp.disarm();
     // The inode is the target now; a resumer's `flock` on it

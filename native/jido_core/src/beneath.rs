@@ -82,8 +82,8 @@ pub enum Kind {
 }
 
 impl Kind {
-    fn of_mode(mode: u32) -> Self {
-        match FileType::from_raw_mode(mode as _) {
+    fn of(st: &Stat) -> Self {
+        match FileType::from_raw_mode(st.st_mode) {
             FileType::RegularFile => Self::File,
             FileType::Directory => Self::Directory,
             FileType::Symlink => Self::Symlink,
@@ -152,8 +152,8 @@ pub fn write(pin: &PinnedDir, rel: &Path, bytes: &[u8]) -> Result<()> {
     let (parent, name) = walk.parent(rel, Create::Yes)?;
     let name = name.ok_or(Error::NotRegularFile)?;
     let mode = match statat(&parent, name, AtFlags::SYMLINK_NOFOLLOW) {
-        Ok(st) => match Kind::of_mode(st.st_mode as u32) {
-            Kind::File => st.st_mode as u32 & 0o7777,
+        Ok(st) => match Kind::of(&st) {
+            Kind::File => permission_bits(&st),
             Kind::Symlink => return Err(BeneathViolation::Symlink.into()),
             Kind::Directory | Kind::Other => return Err(Error::NotRegularFile),
         },
@@ -183,7 +183,7 @@ pub fn list(pin: &PinnedDir, rel: &Path) -> Result<Vec<Entry>> {
         }
         // `d_type` may be unknown on some filesystems; `lstat` always knows.
         let kind = match statat(&dir, name, AtFlags::SYMLINK_NOFOLLOW) {
-            Ok(st) => Kind::of_mode(st.st_mode as u32),
+            Ok(st) => Kind::of(&st),
             // Removed since the directory was read.
             Err(Errno::NOENT) => continue,
             Err(e) => return Err(Error::io("stat", e.into())),
@@ -212,7 +212,7 @@ pub fn stat(pin: &PinnedDir, rel: &Path) -> Result<Info> {
         Some(name) => statat(&parent, name, AtFlags::SYMLINK_NOFOLLOW)
             .map_err(|e| Error::io("stat", e.into()))?,
     };
-    let kind = Kind::of_mode(st.st_mode as u32);
+    let kind = Kind::of(&st);
     if kind == Kind::Symlink {
         return Err(BeneathViolation::Symlink.into());
     }
@@ -221,10 +221,17 @@ pub fn stat(pin: &PinnedDir, rel: &Path) -> Result<Info> {
     }
     Ok(Info {
         kind,
-        size: st.st_size as u64,
-        mode: st.st_mode as u32 & 0o7777,
+        size: u64::try_from(st.st_size).unwrap_or(0),
+        mode: permission_bits(&st),
         mtime: st.st_mtime as i64,
     })
+}
+
+/// `st_mode & 0o7777`. `st_mode` is `u32` on Linux but `u16` on macOS: the
+/// widening is a no-op on some targets.
+#[allow(clippy::unnecessary_cast)]
+fn permission_bits(st: &Stat) -> u32 {
+    st.st_mode as u32 & 0o7777
 }
 
 /// Whether [`Walk::parent`] creates missing directories.
@@ -351,9 +358,7 @@ fn component_error(parent: BorrowedFd<'_>, name: &OsStr, e: Errno) -> Error {
     match e {
         Errno::NOENT => Error::NotFound,
         Errno::NOTDIR | Errno::LOOP => match statat(parent, name, AtFlags::SYMLINK_NOFOLLOW) {
-            Ok(st) if Kind::of_mode(st.st_mode as u32) == Kind::Symlink => {
-                BeneathViolation::Symlink.into()
-            }
+            Ok(st) if Kind::of(&st) == Kind::Symlink => BeneathViolation::Symlink.into(),
             _ => BeneathViolation::NotDirectory.into(),
         },
         other => Error::io("openat", other.into()),

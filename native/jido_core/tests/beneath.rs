@@ -159,7 +159,8 @@ fn the_jido_home_inside_the_project_is_never_entered() {
 }
 
 #[test]
-fn after_the_project_directory_is_swapped_for_a_symlink_operations_still_reach_the_pinned_directory() {
+fn after_the_project_directory_is_swapped_for_a_symlink_operations_still_reach_the_pinned_directory(
+) {
     let (_tmp, base) = base();
     let (dir, pin) = project(&base, vec![]);
     let decoy = base.join("decoy");

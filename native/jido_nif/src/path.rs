@@ -1,10 +1,10 @@
 //! Project-path NIFs: validation, pinning (an open directory descriptor held
 //! in a resource) and re-validation against the pin.
 
+use crate::atoms;
 use crate::crypto::path_of;
 use crate::error::{Done, NifResult};
 use crate::terms::new_binary;
-use crate::atoms;
 use jido_core::beneath::{self, Kind};
 use jido_core::path_guard::{self, PathPolicy, PinnedDir};
 use rustler::{Atom, Binary, Env, ResourceArc};
@@ -128,10 +128,7 @@ fn beneath_list<'a>(
 
 /// `beneath_stat(pin, relative_path) :: {:ok, {kind, size, mode, mtime}} | {:error, reason}`
 #[rustler::nif(schedule = "DirtyIo")]
-fn beneath_stat(
-    pin: ResourceArc<PinResource>,
-    rel: Binary,
-) -> NifResult<(Atom, u64, u32, i64)> {
+fn beneath_stat(pin: ResourceArc<PinResource>, rel: Binary) -> NifResult<(Atom, u64, u32, i64)> {
     let info = beneath::stat(&pin.0, path_of(&rel))?;
     Ok((kind_atom(info.kind), info.size, info.mode, info.mtime))
 }
