@@ -303,4 +303,67 @@ defmodule JidoCode.Tools.SecurityTest do
                Security.validate_path("x", Path.join(root, "missing"))
     end
   end
+
+  describe "files of a running session (through its pin)" do
+    setup %{root: root} do
+      on_exit(&stop_all_sessions/0)
+      project = mkdir!(Path.join(root, "project"))
+      File.write!(Path.join(project, "README.md"), "hello")
+      session = create_session!(project_path: project)
+      {:ok, project: project, session: session}
+    end
+
+    test "read, write, list and stat work on paths relative to the project",
+         %{session: session, project: project} do
+      assert Security.read(session, "README.md") == {:ok, "hello"}
+      assert Security.write(session.id, "lib/new.ex", ["defmodule", " X"]) == :ok
+      assert File.read!(Path.join(project, "lib/new.ex")) == "defmodule X"
+      assert {:ok, [{"README.md", :file}, {"lib", :directory}]} = Security.list(session)
+      assert {:ok, %{type: :file, size: 5}} = Security.stat(session, "README.md")
+      assert {:ok, %{type: :directory}} = Security.stat(session, ".")
+    end
+
+    test "escapes, absolute paths, symlinks and the home are refused",
+         %{session: session, project: project, root: root} do
+      File.ln_s!(root, Path.join(project, "out"))
+      File.write!(Path.join(root, "secret.txt"), "outside")
+
+      assert Security.read(session, "../secret.txt") == {:error, :path_escapes_project}
+      assert Security.read(session, Path.join(root, "secret.txt")) == {:error, :path_not_relative}
+      assert Security.read(session, "out/secret.txt") == {:error, :path_symlink}
+      assert Security.write(session, "out/planted", "x") == {:error, :path_symlink}
+      assert Security.read(session, "a\0b") == {:error, :invalid_path}
+      assert Security.read(session, "missing") == {:error, :not_found}
+      refute File.exists?(Path.join(root, "planted"))
+    end
+
+    test "a project that contains the JidoCode home never reaches into it", %{root: root} do
+      project = mkdir!(Path.join(root, "with_home"))
+      home = mkdir!(Path.join(project, ".jido_code"))
+      put_persistence(home: home)
+      File.write!(Path.join(home, "machine_secret"), :binary.copy("k", 32))
+      session = create_session!(project_path: project)
+
+      assert Security.read(session, ".jido_code/machine_secret") == {:error, :path_in_jido_home}
+      assert Security.list(session, ".jido_code") == {:error, :path_in_jido_home}
+    end
+
+    test "a session that is not running has no files", %{session: session} do
+      :ok = JidoCode.SessionSupervisor.stop_session(session.id)
+      assert Security.read(session, "README.md") == {:error, :session_not_running}
+      assert Security.list(uuid()) == {:error, :session_not_running}
+    end
+
+    test "validate_path/2 refuses a session's root that no longer leads to its pin",
+         %{session: session, project: project, root: root} do
+      assert {:ok, _} = Security.validate_path("README.md", project)
+      decoy = mkdir!(Path.join(root, "decoy"))
+      File.rename!(project, Path.join(root, "moved"))
+      File.ln_s!(decoy, project)
+
+      assert Security.validate_path("README.md", project) == {:error, :project_path_changed}
+      # The pin still reaches the project, wherever it now is.
+      assert Security.read(session, "README.md") == {:ok, "hello"}
+    end
+  end
 end
