@@ -21,16 +21,26 @@ defmodule JidoCode.Session.Persistence do
     crash leaves the old or the new file, never a partial one. Concurrent
     saves of one session are refused (`:save_in_progress`).
   * **Safe resume** — `resume/1` is rate limited, holds an exclusive lock on
-    the file from load to delete (`:resume_in_progress` for a second resumer,
-    even in another OS process), validates and pins the project directory, and
+    the file from load on (`:resume_in_progress` for a second resumer, even in
+    another OS process), validates and pins the project directory, and
     re-validates the pin after the session processes start; any failure stops
     them again and keeps the file.
+  * **The project stays pinned** — the running session owns the pinned
+    directory: its file tools (`JidoCode.Tools.Security.read/3` and friends)
+    resolve through it, and `save/1` writes its canonical path and identity
+    and refuses a path that now leads elsewhere (`:project_path_changed`). A
+    directory re-created since the save is `:project_dir_replaced`;
+    `rebind_project/1` accepts it.
+  * **Nothing lost on a crash** — a resumed session's file is kept aside
+    (not `{id}.json`, not listed) until its next successful save; killed
+    before that, the next start puts it back.
 
   ## Idempotency
 
   `delete_persisted/1` and `cleanup/1` can be repeated safely. A successful
-  `resume/1` deletes the file, so resuming the same id again returns
-  `{:error, :not_found}` (or `{:error, :session_exists}` while it runs).
+  `resume/1` moves the file out of sight, so resuming the same id again
+  returns `{:error, :not_found}` (or `{:error, :session_exists}` while it
+  runs); stopping the session without a successful save puts it back.
   """
 
   require Logger
@@ -620,13 +630,17 @@ defmodule JidoCode.Session.Persistence do
   load (size gate, signature, schema) → validate and pin the project directory,
   and check it is the directory the session was saved in (device and inode,
   recorded at save) → rebuild the session → start its processes → re-validate the directory
-  against the pin → restore conversation, todos and prompt history → delete
-  the file. A failure after the processes started stops them; the file is
-  kept on every failure.
+  against the pin → restore conversation, todos and prompt history → move
+  the file aside (kept, locked, by the session until its next successful
+  save; put back if it stops without one; put back at the next start after
+  a crash). The running session owns the pin from then on. A failure after
+  the processes started stops them; the file is kept on every failure.
 
   Errors include `{:error, :rate_limit_exceeded, retry_after_seconds}`,
   `:resume_in_progress`, every `load/1` error, the `:project_path_*` errors
   (`:project_path_changed` when the directory was swapped during resume),
+  `:project_dir_replaced` (another directory than the one saved with: see
+  `rebind_project/1`),
   `:session_exists`, `:project_already_open` and `:session_limit_reached`.
   """
   @spec resume(String.t()) ::

@@ -27,9 +27,12 @@
 //!    [`LockedSession::load`]), never by path: what is verified is the inode
 //!    that is locked.
 //! 5. **Delete only our inode** ([`LockedSession::remove`]), then `fsync` the
-//!    directory so the delete survives a power cut. Dropping a
-//!    [`LockedSession`] instead — a resume that failed — releases the lock and
-//!    keeps the file.
+//!    directory so the delete survives a power cut — or **keep it aside**
+//!    ([`LockedSession::set_aside`]): moved to a private name, still locked,
+//!    until the resumed session's next save ([`SetAside::discard`]) or its
+//!    stop ([`SetAside::restore`]); a crash leaves it for
+//!    [`recover_set_aside`]. Dropping a [`LockedSession`] instead — a resume
+//!    that failed — releases the lock and keeps the file.
 //!
 //! # Why the lock is on the inode, not on the name
 //!
