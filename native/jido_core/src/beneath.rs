@@ -2,8 +2,8 @@
 //! directory.
 //!
 //! A running session holds its project directory open as a
-//! [`PinnedDir`](crate::path_guard::PinnedDir). Every file operation the
-//! assistant performs — [`read`], [`write`], [`list`], [`stat`] — takes a path
+//! [`path_guard::PinnedDir`](crate::path_guard::PinnedDir). Every file operation the
+//! assistant performs — [`read`], [`write()`], [`list`], [`stat`] — takes a path
 //! *relative to that descriptor* and resolves it here, one component at a
 //! time, never by a path string:
 //!
@@ -35,7 +35,7 @@
 //!   write the project, is a regular file here and is followed like any
 //!   other (hard links cannot span filesystems, and `fs.protected_hardlinks`
 //!   stops other users linking our files).
-//! - New directories created by [`write`] get mode 0755 (less the umask);
+//! - New directories created by [`write()`] get mode 0755 (less the umask);
 //!   new files 0644. An existing file keeps its permission bits.
 //!
 //! ```
@@ -62,10 +62,10 @@ use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
-/// Mode of a file [`write`] creates (an existing file keeps its own).
+/// Mode of a file [`write()`] creates (an existing file keeps its own).
 pub const NEW_FILE_MODE: u32 = 0o644;
 
-/// Mode of a directory [`write`] creates, less the umask.
+/// Mode of a directory [`write()`] creates, less the umask.
 pub const NEW_DIR_MODE: u32 = 0o755;
 
 /// What kind of file a directory entry or [`stat`] result is.
