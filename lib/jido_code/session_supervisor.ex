@@ -13,14 +13,18 @@ defmodule JidoCode.SessionSupervisor do
     3. the per-session supervisor starts and takes ownership of the entry.
 
   Any failure after step 2 unregisters again, so a refused or failed start
-  leaves nothing behind. Stopping terminates the per-session supervisor and
-  unregisters.
+  leaves nothing behind.
+
+  Closing is save first, processes second: `stop_session/1` saves (best
+  effort, as the original) and always stops; `close_session/1` stops only
+  once the save succeeded.
   """
   use DynamicSupervisor
 
   require Logger
 
   alias JidoCode.Session
+  alias JidoCode.Session.Persistence
   alias JidoCode.SessionRegistry
   alias JidoCode.Tools.Security
 
@@ -37,26 +41,34 @@ defmodule JidoCode.SessionSupervisor do
   Registers `session` and starts its processes, returning the per-session
   supervisor's pid.
 
+  Option `:supervisor_module` (as in the original, for tests) names the
+  per-session supervisor module; default `JidoCode.Session.Supervisor`.
+
   The session holds its project directory open for as long as it runs (a
   pin, see `JidoCode.Tools.Security`): pinned here from the canonical form
-  of `session.project_path`, or given as `opts[:pin]` (resume hands over
+  of `session.project_path`, or given as option `:pin` (resume hands over
   the pin it validated, with `resuming: true`). A directory that cannot be
   pinned refuses the start with its `:project_path_*` reason.
 
-  Errors: a `JidoCode.Session.validate/1` reason, a
-  `JidoCode.SessionRegistry.register/2` reason (`:session_exists`,
-  `:project_already_open`, `:session_limit_reached`), `:registration_lost`
-  when the entry was removed while the processes were starting (a concurrent
-  `stop_session/1`), or whatever `DynamicSupervisor.start_child/2` returned.
+  Errors: a `JidoCode.Session.validate/1` reason list, a `:project_path_*`
+  reason, a `JidoCode.SessionRegistry.register/2` reason
+  (`{:session_limit_reached, current, max}`, `:session_exists`,
+  `:project_already_open`), `:registration_lost` when the entry was removed
+  while the processes were starting (a concurrent `stop_session/1`), or
+  whatever `DynamicSupervisor.start_child/2` returned.
   """
   @spec start_session(Session.t(), keyword()) :: {:ok, pid()} | {:error, term()}
   def start_session(session, opts \\ [])
 
   def start_session(%Session{} = session, opts) do
+    module = Keyword.get(opts, :supervisor_module, Session.Supervisor)
+
     with {:ok, session} <- Session.validate(session),
          {:ok, pin} <- session_pin(session, opts),
          {:ok, session} <- SessionRegistry.register(session, self()) do
-      case start_child(session, Keyword.put(opts, :pin, pin)) do
+      state_opts = [session: session, pin: pin, resuming: Keyword.get(opts, :resuming, false)]
+
+      case start_child(session, module, state_opts) do
         {:ok, pid} ->
           log_start(session.id, :ok)
           {:ok, pid}
@@ -91,25 +103,83 @@ defmodule JidoCode.SessionSupervisor do
   end
 
   @doc """
-  Builds a session with `JidoCode.Session.new/1` and starts it.
+  Builds a session with `JidoCode.Session.new/1` and starts it. Takes the
+  options of `JidoCode.Session.new/1` plus `:supervisor_module` (see
+  `start_session/2`).
 
       {:ok, session} = JidoCode.SessionSupervisor.create_session(project_path: "/home/me/app")
   """
   @spec create_session(keyword() | map()) :: {:ok, session :: Session.t()} | {:error, term()}
   def create_session(opts) do
-    with {:ok, session} <- Session.new(opts),
-         {:ok, _pid} <- start_session(session) do
+    {start_opts, session_opts} = split_start_opts(opts)
+
+    with {:ok, session} <- Session.new(session_opts),
+         {:ok, _pid} <- start_session(session, start_opts) do
       {:ok, session}
     end
   end
 
+  defp split_start_opts(opts) when is_list(opts), do: Keyword.split(opts, [:supervisor_module])
+
+  defp split_start_opts(opts) when is_map(opts) do
+    {start, session} = Map.split(opts, [:supervisor_module])
+    {Map.to_list(start), session}
+  end
+
+  defp split_start_opts(opts), do: {[], opts}
+
   @doc """
-  Stops a session's processes and unregisters it. A session registered but
-  not (or no longer) running is just unregistered. `{:error, :not_found}`
-  when the id is neither running nor registered.
+  Saves the session, then stops its processes and unregisters it — as the
+  original does, the save is best effort: a failed save is logged with its
+  reason and the session is stopped anyway. Use `close_session/1` to keep
+  the session running when it cannot be saved.
+
+  Returns `:ok`, or `{:error, :not_found}` when the id is neither running
+  nor registered. A session registered but not (or no longer) running is
+  just unregistered.
   """
   @spec stop_session(String.t()) :: :ok | {:error, :not_found}
   def stop_session(session_id) when is_binary(session_id) do
+    if session_running?(session_id) do
+      case Persistence.save(session_id) do
+        {:ok, _path} ->
+          :ok
+
+        {:error, reason} ->
+          Logger.warning("session stopped without being saved: #{inspect(reason)}",
+            session_id: session_id,
+            operation: :stop_session,
+            outcome: :save_failed
+          )
+      end
+    end
+
+    terminate_session(session_id)
+  end
+
+  def stop_session(_session_id), do: {:error, :not_found}
+
+  @doc """
+  Saves the session and stops it only when the save succeeded, returning the
+  saved file's path. When the save fails, the session keeps running and the
+  save's error is returned (`{:error, :not_found}` when the session is not
+  running); nothing is lost.
+
+  `stop_session/1` is the original's best-effort variant.
+  """
+  @spec close_session(String.t()) :: {:ok, Path.t()} | {:error, term()}
+  def close_session(session_id) when is_binary(session_id) do
+    with true <- session_running?(session_id) || {:error, :not_found},
+         {:ok, path} <- Persistence.save(session_id),
+         :ok <- terminate_session(session_id) do
+      {:ok, path}
+    end
+  end
+
+  def close_session(_session_id), do: {:error, :not_found}
+
+  # Stops the processes (if running) and unregisters, without saving.
+  defp terminate_session(session_id) do
     running =
       case session_pid(session_id) do
         {:ok, pid} ->
@@ -121,7 +191,7 @@ defmodule JidoCode.SessionSupervisor do
           false
       end
 
-    registered = match?({:ok, _}, SessionRegistry.lookup(session_id))
+    registered = SessionRegistry.session_exists?(session_id)
     :ok = SessionRegistry.unregister(session_id)
 
     if running or registered do
@@ -137,7 +207,13 @@ defmodule JidoCode.SessionSupervisor do
     end
   end
 
-  def stop_session(_session_id), do: {:error, :not_found}
+  @doc "Whether the session's processes are running."
+  @spec session_running?(String.t()) :: boolean()
+  def session_running?(session_id), do: match?({:ok, _}, session_pid(session_id))
+
+  @doc "The pid of a running session's supervisor (the original's name for `session_pid/1`)."
+  @spec find_session_pid(String.t()) :: {:ok, pid()} | {:error, :not_found}
+  def find_session_pid(session_id), do: session_pid(session_id)
 
   @doc "The pid of a running session's supervisor."
   @spec session_pid(String.t()) :: {:ok, pid()} | {:error, :not_found}
@@ -162,8 +238,8 @@ defmodule JidoCode.SessionSupervisor do
 
   # Registered already: whatever happens, a failed start must not leave the
   # entry behind, an exit (supervisor not running) included.
-  defp start_child(session, opts) do
-    DynamicSupervisor.start_child(__MODULE__, {Session.Supervisor, {session, opts}})
+  defp start_child(session, module, state_opts) do
+    DynamicSupervisor.start_child(__MODULE__, {module, state_opts})
   catch
     :exit, reason ->
       :ok = SessionRegistry.unregister(session.id)

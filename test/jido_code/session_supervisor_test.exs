@@ -61,7 +61,7 @@ defmodule JidoCode.SessionSupervisorTest do
       {:ok, _} = SessionSupervisor.start_session(new_session!())
 
       third = new_session!()
-      assert SessionSupervisor.start_session(third) == {:error, :session_limit_reached}
+      assert SessionSupervisor.start_session(third) == {:error, {:session_limit_reached, 2, 2}}
       assert SessionSupervisor.session_pid(third.id) == {:error, :not_found}
       assert length(SessionSupervisor.list_session_pids()) == 2
     end
@@ -175,7 +175,7 @@ defmodule JidoCode.SessionSupervisorTest do
         |> Enum.map(&Task.await/1)
 
       assert Enum.count(results, &match?({:ok, _}, &1)) == 3
-      assert Enum.count(results, &(&1 == {:error, :session_limit_reached})) == 9
+      assert Enum.count(results, &(&1 == {:error, {:session_limit_reached, 3, 3}})) == 9
       assert SessionRegistry.count() == 3
     end
   end

@@ -57,13 +57,13 @@ defmodule JidoCode.CLI.Reason do
   def short({:io_error, _}), do: "unreadable"
   def short(reason), do: if(schema_error?(reason), do: "bad schema", else: code(reason))
 
-  defp schema_error?({tag, _}) when tag in [:missing_fields, :unsupported_version], do: true
-  defp schema_error?({:invalid_element, _, _}), do: true
-  defp schema_error?({:invalid_timestamp, _, _}), do: true
+  defp schema_error?({tag, _}) when tag in [:missing_fields, :invalid_message, :invalid_todo],
+    do: true
 
-  defp schema_error?(reason) when is_tuple(reason) do
-    reason |> elem(0) |> is_atom() and reason |> elem(0) |> Atom.to_string() =~ ~r/^invalid_/
-  end
+  defp schema_error?(:unsupported_version), do: true
+
+  defp schema_error?(reason) when is_atom(reason),
+    do: reason != :invalid_session_id and Atom.to_string(reason) =~ ~r/^invalid_/
 
   defp schema_error?(_), do: false
 
@@ -96,16 +96,13 @@ defmodule JidoCode.CLI.Reason do
   defp text({:invalid_json, detail}), do: "invalid JSON: #{Output.sanitize(detail)}"
   defp text(:not_an_object), do: "the JSON document is not an object"
   defp text({:missing_fields, fields}), do: "missing fields: #{Enum.join(fields, ", ")}"
-  defp text({:unsupported_version, v}), do: "unsupported schema version #{Output.sanitize(v)}"
-
-  defp text({:invalid_element, index, reason}),
-    do: "element #{index} of a list is invalid: #{text(reason)}"
-
-  defp text({:invalid_timestamp, field, value}),
-    do: "#{field} is not an ISO 8601 timestamp: #{Output.truncate(value, 40)}"
-
-  defp text({:unknown_role, role}), do: "unknown message role #{Output.truncate(role, 20)}"
-  defp text({:unknown_status, status}), do: "unknown todo status #{Output.truncate(status, 20)}"
+  defp text(:unsupported_version), do: "the schema version is newer than this store"
+  defp text(:invalid_version), do: "the schema version is not an integer of 1 or more"
+  defp text({:invalid_message, reason}), do: "a message is invalid: #{text(reason)}"
+  defp text({:invalid_todo, reason}), do: "a todo is invalid: #{text(reason)}"
+  defp text(:invalid_timestamp), do: "a timestamp is not ISO 8601"
+  defp text(:unknown_role), do: "a message has a role outside user, assistant, system, tool"
+  defp text(:unknown_status), do: "a todo has a status outside pending, in_progress, completed"
 
   defp text({:insecure_secret_permissions, mode}),
     do:

@@ -109,6 +109,24 @@ defmodule JidoCode.Session.Persistence do
 
   # -- Storage location -----------------------------------------------------
 
+  @doc """
+  The original's start-up hook, kept for callers that still call it: the
+  store's state (save locks, warnings, the migration) is owned by the
+  supervised `JidoCode.Session.Persistence.Server`, so there is nothing
+  left to initialise. Always `:ok`.
+  """
+  @spec init() :: :ok
+  def init, do: :ok
+
+  @doc false
+  # The original's accessors of two settings (public there, undocumented).
+  @spec get_max_sessions() :: pos_integer()
+  def get_max_sessions, do: Config.persistence(:max_sessions)
+
+  @doc false
+  @spec get_auto_cleanup_enabled?() :: boolean()
+  def get_auto_cleanup_enabled?, do: Config.persistence(:auto_cleanup_on_limit)
+
   @doc "The sessions directory (`<home>/sessions` unless configured)."
   @spec sessions_dir() :: Path.t()
   def sessions_dir, do: Config.sessions_dir()
@@ -145,17 +163,18 @@ defmodule JidoCode.Session.Persistence do
   A successful save also ends the resume's safety copy: the persisted file
   kept aside since `resume/1` is deleted.
 
-  Errors: `:invalid_session_id`, `:not_found` (no such live session),
-  `:save_in_progress`, `:resume_in_progress` (the session is still being
-  resumed), `:project_path_changed`, `:session_limit_reached` (too many
-  persisted sessions and `auto_cleanup_on_limit` off; never for a session
-  that is already persisted), `:session_too_large` (the live session is kept;
+  Errors: `:not_found` (no such live session — any id that is not a UUID
+  v4 included, since no session can have one), `:save_in_progress`,
+  `:resume_in_progress` (the session is still being resumed),
+  `:project_path_changed`, `:session_limit_reached` (too many persisted
+  sessions and `auto_cleanup_on_limit` off; never for a session that is
+  already persisted), `:session_too_large` (the live session is kept;
   nothing is written), or a write error.
   """
   @spec save(String.t()) :: {:ok, Path.t()} | {:error, term()}
   def save(session_id) do
     result =
-      with :ok <- check_id(session_id),
+      with :ok <- running_id(session_id),
            :ok <- Server.acquire_save_lock(session_id) do
         try do
           with {:ok, state} <- State.get_state(session_id),
@@ -353,15 +372,22 @@ defmodule JidoCode.Session.Persistence do
   @doc """
   Loads, verifies and deserializes the persisted session `session_id`.
 
+  The map has atom keys: `id`, `name`, `project_path`, `config` (string
+  keys, the original's defaults filled in), `language`, `created_at`,
+  `updated_at`, `closed_at` (`DateTime`s), `conversation` (roles as atoms),
+  `todos` (statuses as atoms), `prompt_history`, plus `version` and
+  `project_dir_id`.
+
   Errors: `:invalid_session_id`, `:not_found`, `:file_too_large`, `:symlink`,
   `:not_regular_file`, `{:invalid_json, detail}` (syntax, invalid UTF-8,
   nesting too deep, duplicate keys, numbers out of range), `:not_an_object`,
   `:signature_verification_failed`, `:foreign_signature`,
   `:malformed_signature`, `:missing_signature`, `:session_id_mismatch`, or a
-  schema error: `{:missing_fields, fields}`, `{:unsupported_version, version}`,
-  `{:invalid_<field>, value}`, `{:invalid_timestamp, field, value}`, or
-  `{:invalid_element, index, reason}` for a message or todo, such as
-  `{:unknown_role, role}` or `{:unknown_status, status}`.
+  schema error as the original reports it (`deserialize_session/1`):
+  `{:missing_fields, fields}`, `:invalid_version`, `:unsupported_version`,
+  `:invalid_<field>`, `:invalid_timestamp`, `{:invalid_message, reason}`,
+  `{:invalid_todo, reason}` (such as `:unknown_role`, `:unknown_status`).
+  The offending value is logged with the session id, not returned.
   """
   @spec load(String.t()) :: {:ok, map()} | {:error, term()}
   def load(session_id) do
@@ -552,7 +578,9 @@ defmodule JidoCode.Session.Persistence do
   canonically), or `{:ok, nil}`.
   """
   @spec find_by_project_path(String.t()) :: {:ok, metadata() | nil} | {:error, term()}
-  def find_by_project_path(project_path) when is_binary(project_path) do
+  def find_by_project_path(project_path) when not is_binary(project_path), do: {:ok, nil}
+
+  def find_by_project_path(project_path) do
     wanted =
       case Security.canonical_project_path(project_path) do
         {:ok, canonical} -> [project_path, canonical]
@@ -636,6 +664,12 @@ defmodule JidoCode.Session.Persistence do
   a crash). The running session owns the pin from then on. A failure after
   the processes started stops them; the file is kept on every failure.
 
+  Every attempt counts toward the rate limit, whatever its outcome: 5 per
+  session id and 20 in all per 60 s by default. Attempts on ids that have no
+  session file count toward the id's limit but, across ids, in a global
+  window of their own (`:resume_unknown_id`, also 20 per 60 s), so they can
+  never lock the user out of real sessions.
+
   Errors include `{:error, :rate_limit_exceeded, retry_after_seconds}`,
   `:resume_in_progress`, every `load/1` error, the `:project_path_*` errors
   (`:project_path_changed` when the directory was swapped during resume),
@@ -648,7 +682,7 @@ defmodule JidoCode.Session.Persistence do
   def resume(session_id) do
     result =
       with :ok <- check_id(session_id),
-           :ok <- RateLimit.check_and_record(:resume, session_id),
+           :ok <- check_resume_rate(session_id),
            {:ok, lock} <- lock_session_file(session_id) do
         try do
           resume_locked(session_id, lock)
@@ -659,6 +693,21 @@ defmodule JidoCode.Session.Persistence do
 
     log_outcome(result, :resume, session_id)
     result
+  end
+
+  # Every attempt counts in the id's window. Attempts on ids without a
+  # session file count in a global window of their own (see JidoCode.Config),
+  # so a flood of them cannot exhaust the one real resumes need. The check
+  # only picks the window; the lock and load below decide what exists.
+  defp check_resume_rate(session_id) do
+    case File.lstat(session_file(session_id)) do
+      {:ok, %File.Stat{type: :regular}} ->
+        RateLimit.check_and_record(:resume, session_id)
+
+      _missing ->
+        with :ok <- RateLimit.check_and_record_attempt(:resume, session_id),
+             do: RateLimit.check_and_record_global(:resume_unknown_id)
+    end
   end
 
   defp lock_session_file(session_id) do
@@ -820,6 +869,11 @@ defmodule JidoCode.Session.Persistence do
 
   defp check_id(session_id) do
     if Session.valid_id?(session_id), do: :ok, else: {:error, :invalid_session_id}
+  end
+
+  # Only a UUID v4 can name a running session.
+  defp running_id(session_id) do
+    if Session.valid_id?(session_id), do: :ok, else: {:error, :not_found}
   end
 
   defp log_outcome(result, operation, session_id) do

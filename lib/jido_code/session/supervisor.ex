@@ -10,6 +10,13 @@ defmodule JidoCode.Session.Supervisor do
   (so the entry disappears if this supervisor dies); if the entry is already
   gone — the session was stopped while starting — it returns `:ignore` and
   starts nothing.
+
+  `start_link/1` and `child_spec/1` take the original's `[session: session]`
+  (or the bare `%JidoCode.Session{}`), and `get_state/1` is the original's.
+  The original also supervised a `Session.Manager` and an LLM agent
+  (`get_manager/1`, `start_agent/1`, `stop_agent/1`, `agent_running?/1`,
+  `get_agent/1`); this store has neither process, so those functions do not
+  exist here.
   """
   use Supervisor
 
@@ -17,38 +24,63 @@ defmodule JidoCode.Session.Supervisor do
   alias JidoCode.SessionRegistry
 
   @doc """
-  The child spec: one per session id, `restart: :temporary`. `opts` go to
-  `JidoCode.Session.State` (the pinned project directory, see
-  `JidoCode.Session.State.child_spec/1`).
+  The child spec: `[session: session]` (the original's form) or the bare
+  `%JidoCode.Session{}`. Child id `{:session_supervisor, id}`, a supervisor,
+  `restart: :temporary` (a session whose processes give up is gone).
   """
-  @spec child_spec(Session.t() | {Session.t(), keyword()}) :: Supervisor.child_spec()
-  def child_spec(%Session{} = session), do: child_spec({session, []})
+  @spec child_spec(keyword() | Session.t()) :: Supervisor.child_spec()
+  def child_spec(opts) do
+    %Session{id: id} = fetch_session!(opts)
 
-  def child_spec({%Session{id: id}, opts} = arg) when is_list(opts) do
     %{
-      id: {__MODULE__, id},
-      start: {__MODULE__, :start_link, [arg]},
+      id: {:session_supervisor, id},
+      start: {__MODULE__, :start_link, [opts]},
       type: :supervisor,
       restart: :temporary
     }
   end
 
-  @doc "Starts the supervisor of `session`'s processes (see `child_spec/1`)."
-  @spec start_link(Session.t() | {Session.t(), keyword()}) :: Supervisor.on_start()
-  def start_link(%Session{} = session), do: start_link({session, []})
-
-  def start_link({%Session{id: id}, opts} = arg) when is_list(opts) do
-    Supervisor.start_link(__MODULE__, arg, name: via(id))
+  @doc """
+  Starts the supervisor of a session's processes, given as
+  `[session: session]` (the original's form) or the bare
+  `%JidoCode.Session{}`. The other options (`:pin`, `:resuming`) go to
+  `JidoCode.Session.State`.
+  """
+  @spec start_link(keyword() | Session.t()) :: Supervisor.on_start()
+  def start_link(opts) do
+    %Session{id: id} = session = fetch_session!(opts)
+    state_opts = if is_list(opts), do: opts, else: [session: session]
+    Supervisor.start_link(__MODULE__, state_opts, name: via(id))
   end
+
+  defp fetch_session!(%Session{} = session), do: session
+  defp fetch_session!(opts) when is_list(opts), do: Keyword.fetch!(opts, :session)
 
   @doc "The registered name of the supervisor of session `id`."
   @spec via(String.t()) :: {:via, Registry, {module(), {:session_supervisor, String.t()}}}
   def via(id), do: {:via, Registry, {JidoCode.SessionProcessRegistry, {:session_supervisor, id}}}
 
+  @doc """
+  The pid of session `session_id`'s `JidoCode.Session.State` process, or
+  `{:error, :not_found}`.
+  """
+  @spec get_state(String.t()) :: {:ok, pid()} | {:error, :not_found}
+  def get_state(session_id) when is_binary(session_id) do
+    # Registry drops a dead process's name asynchronously: check liveness.
+    case GenServer.whereis(Session.State.via(session_id)) do
+      pid when is_pid(pid) -> if Process.alive?(pid), do: {:ok, pid}, else: {:error, :not_found}
+      nil -> {:error, :not_found}
+    end
+  end
+
+  def get_state(_session_id), do: {:error, :not_found}
+
   @impl Supervisor
-  def init({%Session{id: id}, _opts} = arg) do
+  def init(state_opts) do
+    %Session{id: id} = Keyword.fetch!(state_opts, :session)
+
     case SessionRegistry.set_owner(id, self()) do
-      :ok -> Supervisor.init([{Session.State, arg}], strategy: :one_for_all)
+      :ok -> Supervisor.init([{Session.State, state_opts}], strategy: :one_for_all)
       {:error, :not_found} -> :ignore
     end
   end

@@ -36,10 +36,12 @@ defmodule Mix.Tasks.Jido.Sessions do
     {verbose?, argv} = take_verbose(argv)
     unless verbose?, do: Logger.configure(level: :none)
 
-    # Compile and load the configuration (JIDO_CODE_HOME is read by
-    # config/runtime.exs) but do not start the application: the commands
-    # start it themselves, and `demo` must first point it at a temporary home.
+    # Compile and load the configuration but do not start the application:
+    # the commands start it themselves, and `demo` must first point it at a
+    # temporary home. JIDO_CODE_HOME is folded in now so that commands which
+    # only print paths see it too (the application start reads it again).
     Mix.Task.run("app.config")
+    :ok = JidoCode.Config.load_environment()
 
     {status, out, err} = JidoCode.CLI.run(argv)
     IO.write(out)
