@@ -158,7 +158,7 @@ defmodule JidoCode.Adversarial.SessionPinTest do
     assert file_binding(id) == original
   end
 
-  test "a refused save after resume keeps the persisted copy: stopping the session puts it back" do
+  test "a refused save after resume keeps the persisted copy: stopping the session without a successful save puts it back" do
     %{project: project, decoy: decoy} = layout!()
     {id, ^project} = persist_session!(project_path: project)
     original = file_binding(id)
@@ -170,12 +170,14 @@ defmodule JidoCode.Adversarial.SessionPinTest do
     Swapper.pause!(swapper)
     :ok = Swapper.hold_decoy!(swapper)
     assert {:error, :project_path_changed} = Persistence.save(id)
+    assert {:error, :project_path_changed} = SessionSupervisor.close_session(id)
+    # stop_session/1 saves first (refused again here), then stops.
+    :ok = SessionSupervisor.stop_session(id)
     Swapper.resume(swapper)
     Swapper.stop!(swapper)
 
     # Stopped without a successful save: the previous file is back, the very
     # bytes resume set aside — never one signed for the decoy.
-    :ok = SessionSupervisor.stop_session(id)
     path = Persistence.session_file(id)
     assert File.read!(path) == before
     assert file_binding(id) == original
