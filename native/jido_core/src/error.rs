@@ -94,7 +94,7 @@ impl BeneathViolation {
         match self {
             Self::NotRelative => "path_not_relative",
             Self::ContainsNul => "invalid_path",
-            Self::Traversal => "path_escapes_project",
+            Self::Traversal => "path_escapes_boundary",
             Self::Symlink => "path_symlink",
             Self::InJidoHome => "path_in_jido_home",
             Self::NotDirectory => "path_not_directory",

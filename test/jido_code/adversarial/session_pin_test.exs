@@ -26,7 +26,8 @@ defmodule JidoCode.Adversarial.SessionPinTest do
   alias JidoCode.Tools.Security
 
   # Rounds of the file-tool loop; each round is a write, a read, a list, a
-  # stat (through the pin) and a validate_path/2.
+  # stat (through the pin), a validate_path/3, and the original's
+  # atomic_write/4 and atomic_read/3.
   @tool_rounds 1_000
   @save_attempts 200
   @kill_attempts 3
@@ -72,7 +73,19 @@ defmodule JidoCode.Adversarial.SessionPinTest do
           {:read, judge(:read, Security.read(session, "target.txt"))},
           {:list, judge(:list, Security.list(session, "."))},
           {:stat, judge(:stat, Security.stat(session, "target.txt"))},
-          {:validate_path, judge(:validate_path, Security.validate_path("target.txt", project))}
+          {:validate_path,
+           judge(
+             :validate_path,
+             Security.validate_path("target.txt", project, log_violations: false)
+           )},
+          # The original's API, pinned by the session too.
+          {:atomic_write,
+           judge(
+             :write,
+             Security.atomic_write("out/a#{i}.txt", "a", project, log_violations: false)
+           )},
+          {:atomic_read,
+           judge(:read, Security.atomic_read("target.txt", project, log_violations: false))}
         ]
         |> Enum.reduce(acc, fn outcome, acc -> Map.update(acc, outcome, 1, &(&1 + 1)) end)
       end)
@@ -93,6 +106,7 @@ defmodule JidoCode.Adversarial.SessionPinTest do
     # Every write landed in the pinned directory.
     written = Map.get(outcomes, {:write, :inside}, 0)
     assert written == @tool_rounds
+    written = written + Map.get(outcomes, {:atomic_write, :inside}, 0)
     assert length(File.ls!(Path.join(project, "out"))) == written
     assert rounds > 0
   end

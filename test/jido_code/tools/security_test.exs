@@ -181,7 +181,7 @@ defmodule JidoCode.Tools.SecurityTest do
     end
   end
 
-  describe "validate_path/2 (file tools)" do
+  describe "validate_path/3 (file tools, the original's contract)" do
     setup %{root: root} do
       project = mkdir!(Path.join(root, "project"))
       File.write!(Path.join(project, "README.md"), "hi")
@@ -210,30 +210,30 @@ defmodule JidoCode.Tools.SecurityTest do
     end
 
     test "../ escapes are refused", %{project: project} do
-      assert {:error, :path_escapes_project} = Security.validate_path("../secret", project)
-      assert {:error, :path_escapes_project} = Security.validate_path("lib/../../x", project)
+      assert {:error, :path_escapes_boundary} = Security.validate_path("../secret", project)
+      assert {:error, :path_escapes_boundary} = Security.validate_path("lib/../../x", project)
 
-      assert {:error, :path_escapes_project} =
+      assert {:error, :path_escapes_boundary} =
                Security.validate_path("../" <> Path.basename(project) <> "2/x", project)
 
       # `..` after a missing directory is refused rather than guessed at.
-      assert {:error, :path_escapes_project} = Security.validate_path("new/../../x", project)
-      assert {:error, :path_escapes_project} = Security.validate_path("new/../x", project)
+      assert {:error, :path_escapes_boundary} = Security.validate_path("new/../../x", project)
+      assert {:error, :path_escapes_boundary} = Security.validate_path("new/../x", project)
 
-      assert {:error, :path_escapes_project} = Security.validate_path_safe("../secret", project)
+      assert {:error, :path_escapes_boundary} = Security.validate_path_safe("../secret", project)
     end
 
     test "an absolute path outside the project is refused", %{project: project, root: root} do
       File.write!(Path.join(root, "outside.txt"), "x")
 
-      assert {:error, :path_escapes_project} =
+      assert {:error, :path_outside_boundary} =
                Security.validate_path(Path.join(root, "outside.txt"), project)
 
-      assert {:error, :path_escapes_project} = Security.validate_path("/etc/passwd", project)
+      assert {:error, :path_outside_boundary} = Security.validate_path("/etc/passwd", project)
       # A sibling sharing the project's name as a string prefix is outside.
       sibling = mkdir!(project <> "2")
 
-      assert {:error, :path_escapes_project} =
+      assert {:error, :path_outside_boundary} =
                Security.validate_path(Path.join(sibling, "f"), project)
     end
 
@@ -272,7 +272,7 @@ defmodule JidoCode.Tools.SecurityTest do
       File.ln_s!("../outside/new", Path.join(project, "dangling"))
 
       for path <- ["out", "out/data", "out/new_file", "data_link", "dangling", "dangling/x"] do
-        assert {:error, :path_escapes_project} = Security.validate_path(path, project), path
+        assert {:error, :symlink_escapes_boundary} = Security.validate_path(path, project), path
       end
     end
 
@@ -296,6 +296,39 @@ defmodule JidoCode.Tools.SecurityTest do
       assert {:error, :invalid_path} = Security.validate_path("loop_a/x", project)
       assert {:error, :invalid_path} = Security.validate_path(nil, project)
       assert {:error, :invalid_path} = Security.validate_path("x", nil)
+    end
+
+    test "URL-encoded traversal and the project's settings file are refused, as in the original",
+         %{project: project} do
+      for path <- ["%2e%2e%2fetc/passwd", "..%2Fx", "a/%252E%252E%252Fb"] do
+        assert {:error, :path_escapes_boundary} =
+                 Security.validate_path(path, project, log_violations: false),
+               path
+      end
+
+      assert {:error, :protected_settings_file} =
+               Security.validate_path(".jido_code/settings.json", project)
+
+      assert {:ok, _} = Security.validate_path(".jido_code/other.json", project)
+      assert {:ok, ^project} = Security.validate_path("", project)
+    end
+
+    test "violations are logged unless log_violations: false", %{project: project} do
+      import ExUnit.CaptureLog
+
+      assert capture_log(fn -> Security.validate_path("../x", project) end) =~
+               "Security violation: :path_escapes_boundary"
+
+      assert capture_log(fn ->
+               Security.validate_path("../x", project, log_violations: false)
+             end) == ""
+    end
+
+    test "within_boundary?/2 and resolve_path/2 are the original's lexical helpers",
+         %{project: project} do
+      assert Security.within_boundary?(Path.join(project, "a/../b"), project)
+      refute Security.within_boundary?(project <> "2/x", project)
+      assert Security.resolve_path("a/../b", project) == Path.join(project, "b")
     end
 
     test "a project root that does not exist is reported", %{root: root} do
@@ -328,7 +361,7 @@ defmodule JidoCode.Tools.SecurityTest do
       File.ln_s!(root, Path.join(project, "out"))
       File.write!(Path.join(root, "secret.txt"), "outside")
 
-      assert Security.read(session, "../secret.txt") == {:error, :path_escapes_project}
+      assert Security.read(session, "../secret.txt") == {:error, :path_escapes_boundary}
       assert Security.read(session, Path.join(root, "secret.txt")) == {:error, :path_not_relative}
       assert Security.read(session, "out/secret.txt") == {:error, :path_symlink}
       assert Security.write(session, "out/planted", "x") == {:error, :path_symlink}
@@ -364,6 +397,48 @@ defmodule JidoCode.Tools.SecurityTest do
       assert Security.validate_path("README.md", project) == {:error, :project_path_changed}
       # The pin still reaches the project, wherever it now is.
       assert Security.read(session, "README.md") == {:ok, "hello"}
+    end
+  end
+
+  describe "atomic_read/3 and atomic_write/4 (the original's, through a pin)" do
+    setup %{root: root} do
+      project = mkdir!(Path.join(root, "project"))
+      File.write!(Path.join(project, "README.md"), "hi")
+      {:ok, project: project}
+    end
+
+    test "read and write files of a project that is not a running session",
+         %{project: project} do
+      assert Security.atomic_read("README.md", project) == {:ok, "hi"}
+      assert Security.atomic_write("lib/a/b.ex", "code", project) == :ok
+      assert File.read!(Path.join(project, "lib/a/b.ex")) == "code"
+      assert Security.atomic_read("missing", project) == {:error, :enoent}
+      assert Security.atomic_read("lib", project) == {:error, :eisdir}
+
+      assert {:error, :path_escapes_boundary} =
+               Security.atomic_write("../x", "x", project, log_violations: false)
+    end
+
+    test "a symlink inside the project staying inside is followed, as validate_path/3 does",
+         %{project: project} do
+      File.ln_s!("README.md", Path.join(project, "LINK"))
+      assert Security.atomic_read("LINK", project) == {:ok, "hi"}
+    end
+
+    test "a running session's project goes through the session's pin",
+         %{project: project, root: root} do
+      on_exit(&stop_all_sessions/0)
+      create_session!(project_path: project)
+      assert Security.atomic_write("notes.txt", "mine", project) == :ok
+
+      File.rename!(project, Path.join(root, "moved"))
+      File.ln_s!(mkdir!(Path.join(root, "decoy")), project)
+
+      assert Security.atomic_write("notes.txt", "x", project, log_violations: false) ==
+               {:error, :project_path_changed}
+
+      refute File.exists?(Path.join(root, "decoy/notes.txt"))
+      assert File.read!(Path.join(root, "moved/notes.txt")) == "mine"
     end
   end
 end
