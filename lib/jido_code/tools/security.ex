@@ -480,6 +480,25 @@ defmodule JidoCode.Tools.Security do
   @spec resolve_path(String.t(), String.t()) :: String.t()
   def resolve_path(path, project_root), do: Path.expand(absolute_in(path, project_root))
 
+  @doc """
+  The original's post-hoc check: `:ok` when `path` does not exist or
+  resolves (symlinks followed) inside `project_root`, else
+  `{:error, :symlink_escapes_boundary}`. It checks a string after the fact;
+  `atomic_read/3` and `atomic_write/4` need no such check.
+  """
+  @spec validate_realpath(String.t(), String.t(), keyword()) ::
+          :ok | {:error, :symlink_escapes_boundary}
+  def validate_realpath(path, project_root, opts \\ []) do
+    with {:ok, _stat} <- File.lstat(path),
+         {:ok, root} <- project_root |> Path.expand() |> Native.path_canonicalize(),
+         {:ok, resolved} <- resolve(Path.expand(path), 0),
+         false <- within?(resolved, root) do
+      log_violation({:error, :symlink_escapes_boundary}, :symlink_escapes_boundary, path, opts)
+    else
+      _ -> :ok
+    end
+  end
+
   # The root pinned first (the session's pin if it is a running session's
   # project, else a fresh one), then the path checked, then made relative to
   # the pinned directory: what the caller then opens is beneath the pin.

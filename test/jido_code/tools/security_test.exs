@@ -324,6 +324,18 @@ defmodule JidoCode.Tools.SecurityTest do
              end) == ""
     end
 
+    test "validate_realpath/3 flags an existing path that resolves outside", %{
+      project: project,
+      root: root
+    } do
+      File.ln_s!(root, Path.join(project, "up"))
+      assert Security.validate_realpath(Path.join(project, "README.md"), project) == :ok
+      assert Security.validate_realpath(Path.join(project, "missing"), project) == :ok
+
+      assert Security.validate_realpath(Path.join(project, "up"), project, log_violations: false) ==
+               {:error, :symlink_escapes_boundary}
+    end
+
     test "within_boundary?/2 and resolve_path/2 are the original's lexical helpers",
          %{project: project} do
       assert Security.within_boundary?(Path.join(project, "a/../b"), project)
