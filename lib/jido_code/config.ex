@@ -37,7 +37,8 @@ defmodule JidoCode.Config do
         bind_signature_to_hostname: true,
         unsigned_files: :migrate,             # or :reject
         migrate_at_start: true,
-        allowed_project_roots: nil            # or a list of absolute paths
+        allowed_project_roots: nil,           # or a list of absolute paths
+        cleanup_age_days: 30                  # cleanup/0's age (the original's key)
 
       config :jido_code, :max_sessions, 10            # running sessions (the original's key)
       config :jido_code, :sessions, max_running: 10   # the same, under this project's key
@@ -62,7 +63,8 @@ defmodule JidoCode.Config do
     bind_signature_to_hostname: true,
     unsigned_files: :migrate,
     migrate_at_start: true,
-    allowed_project_roots: nil
+    allowed_project_roots: nil,
+    cleanup_age_days: 30
   ]
 
   @default_max_running 10
@@ -353,7 +355,8 @@ defmodule JidoCode.Config do
       bind_signature_to_hostname: {&is_boolean/1, "true or false"},
       unsigned_files: {&(&1 in [:migrate, :reject]), ":migrate or :reject"},
       migrate_at_start: {&is_boolean/1, "true or false"},
-      allowed_project_roots: {&optional_roots?/1, "nil or a list of absolute paths"}
+      allowed_project_roots: {&optional_roots?/1, "nil or a list of absolute paths"},
+      cleanup_age_days: {&pos_integer?/1, "a positive integer (days)"}
     ]
   end
 

@@ -146,7 +146,8 @@ defmodule JidoCode.SessionSupervisor do
           :ok
 
         {:error, reason} ->
-          Logger.warning("session stopped without being saved: #{inspect(reason)}",
+          Logger.warning(
+            "Failed to save session #{session_id}: #{inspect(reason)}; stopping it unsaved",
             session_id: session_id,
             operation: :stop_session,
             outcome: :save_failed
@@ -220,7 +221,7 @@ defmodule JidoCode.SessionSupervisor do
   def session_pid(session_id) when is_binary(session_id) do
     # Registry drops a dead process's names asynchronously (and on Elixir
     # 1.14 `lookup/2` may still return it for a moment): check liveness.
-    case Registry.lookup(JidoCode.SessionProcessRegistry, {:session_supervisor, session_id}) do
+    case Registry.lookup(JidoCode.SessionProcessRegistry, {:session, session_id}) do
       [{pid, _value}] -> if Process.alive?(pid), do: {:ok, pid}, else: {:error, :not_found}
       [] -> {:error, :not_found}
     end
@@ -239,7 +240,7 @@ defmodule JidoCode.SessionSupervisor do
   # Registered already: whatever happens, a failed start must not leave the
   # entry behind, an exit (supervisor not running) included.
   defp start_child(session, module, state_opts) do
-    DynamicSupervisor.start_child(__MODULE__, {module, state_opts})
+    DynamicSupervisor.start_child(__MODULE__, {module, state_opts ++ [admitted: true]})
   catch
     :exit, reason ->
       :ok = SessionRegistry.unregister(session.id)

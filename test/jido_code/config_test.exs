@@ -6,6 +6,8 @@ defmodule JidoCode.ConfigTest do
 
   alias JidoCode.Config
 
+  doctest JidoCode.Config
+
   @sections [
     :persistence,
     :rate_limits,

@@ -201,11 +201,21 @@ defmodule JidoCode.CLI.ImportCommand do
       else: {:error, acc, "its id #{inspect(Output.truncate(id, 60))} is not a UUID v4"}
   end
 
-  # What resume/1 rebuilds from the file must be a valid session.
+  # What resume/1 rebuilds from the file must be a valid session. Whether the
+  # project directory exists is reported by the project check as a warning.
   defp check_rebuild(session, acc) do
     case Persistence.rebuild_session(session) do
-      {:ok, _} -> :ok
-      {:error, reason} -> {:error, acc, "it could never be resumed: #{Reason.describe(reason)}"}
+      {:ok, _} ->
+        :ok
+
+      {:error, reasons} when is_list(reasons) ->
+        case reasons -- [:path_not_found, :path_not_directory] do
+          [] -> :ok
+          other -> {:error, acc, "it could never be resumed: #{Reason.describe(other)}"}
+        end
+
+      {:error, reason} ->
+        {:error, acc, "it could never be resumed: #{Reason.describe(reason)}"}
     end
   end
 

@@ -430,8 +430,10 @@ defmodule JidoCode.Session.Persistence do
     log_rejection(result, session_id)
   end
 
+  # The log keeps what the public error leaves out (the size of a file too large).
   defp accept_loaded({:error, reason}, session_id, _path, _accept) do
-    {:error, load_error(reason)} |> log_rejection(session_id)
+    _ = log_rejection({:error, reason}, session_id)
+    {:error, load_error(reason)}
   end
 
   defp load_error({:file_too_large, _size}), do: :file_too_large
@@ -459,7 +461,7 @@ defmodule JidoCode.Session.Persistence do
   defp log_rejection({:error, :not_found} = error, _session_id), do: error
 
   defp log_rejection({:error, reason} = error, session_id) do
-    Logger.warning("session file rejected: #{inspect(reason)}",
+    Logger.warning("session file #{session_id} rejected: #{inspect(reason)}",
       session_id: session_id,
       operation: :load,
       outcome: :rejected
@@ -595,11 +597,13 @@ defmodule JidoCode.Session.Persistence do
   # -- Deleting -------------------------------------------------------------
 
   @doc """
-  Deletes sessions closed more than `max_age_days` days ago. Running sessions
-  and sessions with an unreadable `closed_at` are skipped.
+  Deletes sessions closed more than `max_age_days` days ago (default: the
+  `cleanup_age_days` setting, 30). Running sessions and sessions with an
+  unreadable `closed_at` are skipped.
   """
   @spec cleanup(pos_integer()) :: {:ok, cleanup_result()} | {:error, term()}
-  def cleanup(max_age_days \\ 30) when is_integer(max_age_days) and max_age_days > 0 do
+  def cleanup(max_age_days \\ Config.persistence(:cleanup_age_days))
+      when is_integer(max_age_days) and max_age_days > 0 do
     cutoff = DateTime.add(DateTime.utc_now(), -max_age_days * 86_400, :second)
 
     with {:ok, sessions} <- list_persisted() do

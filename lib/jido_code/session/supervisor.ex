@@ -4,12 +4,14 @@ defmodule JidoCode.Session.Supervisor do
   session's state and restart together). Today it supervises
   `JidoCode.Session.State`.
 
-  It is named `{:session_supervisor, id}` in `JidoCode.SessionProcessRegistry`
-  and started, `restart: :temporary`, by `JidoCode.SessionSupervisor`. As it
-  starts it takes ownership of the session's `JidoCode.SessionRegistry` entry
-  (so the entry disappears if this supervisor dies); if the entry is already
-  gone — the session was stopped while starting — it returns `:ignore` and
-  starts nothing.
+  It is named `{:session, id}` in `JidoCode.SessionProcessRegistry` (the
+  original's key) and started, `restart: :temporary`, by
+  `JidoCode.SessionSupervisor`. As it starts it takes ownership of the
+  session's `JidoCode.SessionRegistry` entry (so the entry disappears if this
+  supervisor dies). Started by `JidoCode.SessionSupervisor` (option
+  `admitted: true`), a missing entry means the session was stopped while
+  starting: it returns `:ignore` and starts nothing. Started directly, as the
+  original allowed, it runs whether or not the session is registered.
 
   `start_link/1` and `child_spec/1` take the original's `[session: session]`
   (or the bare `%JidoCode.Session{}`), and `get_state/1` is the original's.
@@ -49,16 +51,20 @@ defmodule JidoCode.Session.Supervisor do
   @spec start_link(keyword() | Session.t()) :: Supervisor.on_start()
   def start_link(opts) do
     %Session{id: id} = session = fetch_session!(opts)
-    state_opts = if is_list(opts), do: opts, else: [session: session]
-    Supervisor.start_link(__MODULE__, state_opts, name: via(id))
+    admitted? = is_list(opts) and Keyword.get(opts, :admitted, false)
+    # What the state process gets: the session, and the pin when
+    # JidoCode.SessionSupervisor hands one over.
+    state_opts = if is_list(opts), do: Keyword.delete(opts, :admitted), else: [session: session]
+
+    Supervisor.start_link(__MODULE__, {state_opts, admitted?}, name: via(id))
   end
 
   defp fetch_session!(%Session{} = session), do: session
   defp fetch_session!(opts) when is_list(opts), do: Keyword.fetch!(opts, :session)
 
   @doc "The registered name of the supervisor of session `id`."
-  @spec via(String.t()) :: {:via, Registry, {module(), {:session_supervisor, String.t()}}}
-  def via(id), do: {:via, Registry, {JidoCode.SessionProcessRegistry, {:session_supervisor, id}}}
+  @spec via(String.t()) :: {:via, Registry, {module(), {:session, String.t()}}}
+  def via(id), do: {:via, Registry, {JidoCode.SessionProcessRegistry, {:session, id}}}
 
   @doc """
   The pid of session `session_id`'s `JidoCode.Session.State` process, or
@@ -76,12 +82,15 @@ defmodule JidoCode.Session.Supervisor do
   def get_state(_session_id), do: {:error, :not_found}
 
   @impl Supervisor
-  def init(state_opts) do
+  def init({state_opts, admitted?}) do
     %Session{id: id} = Keyword.fetch!(state_opts, :session)
 
     case SessionRegistry.set_owner(id, self()) do
-      :ok -> Supervisor.init([{Session.State, state_opts}], strategy: :one_for_all)
-      {:error, :not_found} -> :ignore
+      {:error, :not_found} when admitted? ->
+        :ignore
+
+      _owned_or_unregistered ->
+        Supervisor.init([{Session.State, state_opts}], strategy: :one_for_all)
     end
   end
 end

@@ -126,11 +126,15 @@ defmodule JidoCode.Compat.PersistenceCompatTest do
     end
 
     test "load/1 of a file with an unknown role is {:error, {:invalid_message, :unknown_role}}" do
-      {id, _} = persist_session!()
-
-      rewrite_file!(Persistence.session_file(id), fn doc ->
-        update_in(doc, ["conversation", Access.at(0), "role"], fn _ -> "root_shell" end)
-      end)
+      id = uuid()
+      session = %{valid_session() | id: id}
+      [message | rest] = session.conversation
+      # Written through the public API, so the file is validly signed.
+      :ok =
+        Persistence.write_session_file(id, %{
+          session
+          | conversation: [%{message | role: "root_shell"} | rest]
+        })
 
       assert Persistence.load(id) == {:error, {:invalid_message, :unknown_role}}
     end
@@ -155,6 +159,49 @@ defmodule JidoCode.Compat.PersistenceCompatTest do
 
       assert persisted.config["provider"] == "anthropic"
       assert {:ok, _} = Persistence.validate_session(persisted)
+    end
+  end
+
+  describe "token usage, as the original records it" do
+    test "message usage and the cumulative usage survive a save and a load" do
+      session = create_session!()
+      usage = %{input_tokens: 100, output_tokens: 20, total_cost: 0.5}
+      {:ok, _} = State.append_message(session.id, Map.put(message(1), :usage, usage))
+      {:ok, _} = State.append_message(session.id, message(2))
+      {:ok, state} = State.get_state(session.id)
+
+      persisted = Persistence.build_persisted_session(state)
+      assert persisted.cumulative_usage == usage
+      assert [%{usage: ^usage}, second] = persisted.conversation
+      refute Map.has_key?(second, :usage)
+
+      assert {:ok, _} = Persistence.save(session.id)
+      assert {:ok, loaded} = Persistence.load(session.id)
+      assert loaded.cumulative_usage == usage
+      assert [%{usage: ^usage}, _] = loaded.conversation
+    end
+
+    test "a session without usage has no usage keys" do
+      state = %{session: new_session!(), messages: [message(1)], todos: []}
+      refute Map.has_key?(Persistence.build_persisted_session(state), :cumulative_usage)
+    end
+  end
+
+  describe "closed_at, which the original never read back" do
+    test "a file whose closed_at is not ISO 8601 still loads, and cleanup skips it" do
+      id = uuid()
+      :ok = Persistence.write_session_file(id, %{valid_session() | id: id, closed_at: "someday"})
+      assert {:ok, %{closed_at: nil}} = Persistence.load(id)
+      assert {:ok, %{deleted: 0, skipped: 1}} = Persistence.cleanup(1)
+    end
+
+    test "cleanup/0 takes its age from cleanup_age_days (the original's setting), 30 by default" do
+      id = uuid()
+      old = DateTime.utc_now() |> DateTime.add(-10 * 86_400, :second) |> DateTime.to_iso8601()
+      :ok = Persistence.write_session_file(id, %{valid_session() | id: id, closed_at: old})
+      assert {:ok, %{deleted: 0}} = Persistence.cleanup()
+      put_persistence!(cleanup_age_days: 5)
+      assert {:ok, %{deleted: 1}} = Persistence.cleanup()
     end
   end
 

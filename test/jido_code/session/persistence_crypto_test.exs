@@ -8,6 +8,8 @@ defmodule JidoCode.Session.PersistenceCryptoTest do
   alias JidoCode.Session.Persistence
   alias JidoCode.Session.Persistence.{Crypto, Migration}
 
+  doctest Crypto
+
   setup do
     home = use_tmp_home!()
     {id, project} = persist_session!()

@@ -83,9 +83,8 @@ defmodule JidoCode.Session.PersistenceIntegrationTest do
   test "rapid resumes of one id are throttled after the limit, failures included" do
     {id, _} = persist_session!()
     assert {:ok, _} = Persistence.resume(id)
+    # Stopping saves the session again; without its file, the next attempts fail.
     :ok = SessionSupervisor.stop_session(id)
-    # Stopping puts the persisted copy back (or saves anew): delete it so the
-    # attempts below fail.
     :ok = Persistence.delete_persisted(id)
 
     for _ <- 2..5, do: assert({:error, :not_found} = Persistence.resume(id))

@@ -30,7 +30,7 @@ defmodule JidoCode.Session.PersistenceTest do
 
     test "functions taking an id refuse a bad one with a tuple" do
       assert {:error, :invalid_session_id} = Persistence.load("../x")
-      assert {:error, :invalid_session_id} = Persistence.save("nope")
+      assert {:error, :not_found} = Persistence.save("nope")
       assert {:error, :invalid_session_id} = Persistence.delete_persisted("nope")
       assert {:error, :invalid_session_id} = Persistence.resume("nope")
     end

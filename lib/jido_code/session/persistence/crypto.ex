@@ -191,10 +191,18 @@ defmodule JidoCode.Session.Persistence.Crypto do
     with {:ok, key} <- key(), do: Native.document_verify(key, json, Config.max_json_depth())
   end
 
-  @doc "Whether a document map carries a signature member."
+  @doc """
+  Whether a decoded document carries a `"signature"` member (string key, as
+  JSON decodes it; an atom `:signature` key is not a signed file, as in the
+  original).
+
+      iex> JidoCode.Session.Persistence.Crypto.signed?(%{"signature" => "abc"})
+      true
+      iex> JidoCode.Session.Persistence.Crypto.signed?(%{signature: "abc"})
+      false
+  """
   @spec signed?(map()) :: boolean()
-  def signed?(document) when is_map(document),
-    do: Map.has_key?(document, "signature") or Map.has_key?(document, :signature)
+  def signed?(document) when is_map(document), do: Map.has_key?(document, "signature")
 
   defp key_spec do
     persistence = Config.persistence()

@@ -251,7 +251,8 @@ defmodule JidoCode.Session.Persistence.Schema do
   def settle({:error, reason, detail}, operation, session_id) do
     Logger.debug(
       fn ->
-        "#{operation}: #{inspect(reason)} (value: #{inspect(detail, limit: 20, printable_limit: 200)})"
+        "#{operation}#{session_label(session_id)}: #{inspect(reason)} " <>
+          "(value: #{inspect(detail, limit: 20, printable_limit: 200)})"
       end,
       session_id: session_id,
       operation: operation,
@@ -260,6 +261,9 @@ defmodule JidoCode.Session.Persistence.Schema do
 
     {:error, reason}
   end
+
+  defp session_label(nil), do: ""
+  defp session_label(session_id), do: " of session #{session_id}"
 
   defp with_detail({:ok, _} = ok, _detail), do: ok
   defp with_detail({:error, reason}, detail), do: {:error, reason, detail}

@@ -25,6 +25,8 @@ defmodule JidoCode.Session.Persistence.Serialization do
   """
   @spec build_persisted_session(map()) :: Schema.persisted_session()
   def build_persisted_session(%{session: session} = state) do
+    messages = Map.get(state, :messages, [])
+
     %{
       version: Schema.schema_version(),
       id: session.id,
@@ -35,11 +37,47 @@ defmodule JidoCode.Session.Persistence.Serialization do
       created_at: format_timestamp(session.created_at),
       updated_at: format_timestamp(session.updated_at),
       closed_at: Schema.current_timestamp_iso8601(),
-      conversation: Enum.map(Map.get(state, :messages, []), &serialize_message/1),
+      conversation: Enum.map(messages, &serialize_message/1),
       todos: Enum.map(Map.get(state, :todos, []), &serialize_todo/1),
       prompt_history: Map.get(state, :prompt_history, [])
     }
+    |> put_present(:cumulative_usage, cumulative_usage(messages))
   end
+
+  # Token usage, as the original records it: per message, and summed over
+  # the conversation when any message has some.
+  defp cumulative_usage(messages) do
+    total =
+      for %{usage: usage} when is_map(usage) <- messages,
+          reduce: %{input_tokens: 0, output_tokens: 0, total_cost: 0.0} do
+        acc ->
+          usage = normalize_usage(usage)
+          Map.new(acc, fn {key, sum} -> {key, sum + usage[key]} end)
+      end
+
+    if total == %{input_tokens: 0, output_tokens: 0, total_cost: 0.0}, do: nil, else: total
+  end
+
+  defp normalize_usage(usage) do
+    %{
+      input_tokens: usage_number(usage, :input_tokens, 0),
+      output_tokens: usage_number(usage, :output_tokens, 0),
+      total_cost: usage_number(usage, :total_cost, 0.0)
+    }
+  end
+
+  defp usage_number(usage, key, default) do
+    case Map.get(usage, key, Map.get(usage, Atom.to_string(key))) do
+      n when is_number(n) -> n
+      _ -> default
+    end
+  end
+
+  defp usage_map(usage) when is_map(usage), do: normalize_usage(usage)
+  defp usage_map(_usage), do: nil
+
+  defp put_present(map, _key, nil), do: map
+  defp put_present(map, key, value), do: Map.put(map, key, value)
 
   @doc """
   Normalises a persisted map for the native encoder: timestamps become ISO
@@ -105,8 +143,7 @@ defmodule JidoCode.Session.Persistence.Serialization do
            deserialize_list(session.conversation, &decode_message/1, :invalid_message),
          {:ok, todos} <- deserialize_list(session.todos, &decode_todo/1, :invalid_todo),
          {:ok, created_at} <- decode_timestamp(session.created_at, :created_at),
-         {:ok, updated_at} <- decode_timestamp(session.updated_at, :updated_at),
-         {:ok, closed_at} <- decode_timestamp(session.closed_at, :closed_at) do
+         {:ok, updated_at} <- decode_timestamp(session.updated_at, :updated_at) do
       {:ok,
        %{
          version: session.version,
@@ -117,14 +154,26 @@ defmodule JidoCode.Session.Persistence.Serialization do
          language: deserialize_language(Map.get(data, "language", Map.get(data, :language))),
          created_at: created_at,
          updated_at: updated_at,
-         closed_at: closed_at,
+         closed_at: lenient_timestamp(session.closed_at),
          conversation: conversation,
          todos: todos,
          prompt_history: Map.get(session, :prompt_history) || [],
          project_dir_id: Map.get(session, :project_dir_id)
-       }}
+       }
+       |> put_present(:cumulative_usage, usage_map(member(data, :cumulative_usage)))}
     end
   end
+
+  # The original never read `closed_at` back; a file with an odd one still
+  # loads (listing and cleanup treat it as unknown).
+  defp lenient_timestamp(value) do
+    case parse_timestamp(value) do
+      {:ok, dt} -> dt
+      :error -> nil
+    end
+  end
+
+  defp member(map, key), do: Map.get(map, Atom.to_string(key), Map.get(map, key))
 
   defp check_version(version) do
     if version > Schema.schema_version(),
@@ -181,11 +230,18 @@ defmodule JidoCode.Session.Persistence.Serialization do
   # Fast path for the shape every file written by this store has (a 10 MiB
   # session holds ~10,000 messages); anything else takes the general path,
   # which reports precisely what is wrong.
-  defp decode_message(%{"id" => id, "role" => role, "content" => content, "timestamp" => ts})
+  defp decode_message(
+         %{"id" => id, "role" => role, "content" => content, "timestamp" => ts} = data
+       )
        when is_binary(id) and is_binary(content) and is_binary(ts) do
     with {:ok, role} <- with_detail(Schema.role_to_atom(role), role),
          {:ok, timestamp} <- decode_timestamp(ts, :timestamp) do
-      {:ok, %{id: id, role: role, content: content, timestamp: timestamp}}
+      {:ok,
+       put_present(
+         %{id: id, role: role, content: content, timestamp: timestamp},
+         :usage,
+         usage_map(Map.get(data, "usage"))
+       )}
     end
   end
 
@@ -193,7 +249,12 @@ defmodule JidoCode.Session.Persistence.Serialization do
     with {:ok, message} <- Schema.check_message(data),
          {:ok, role} <- with_detail(Schema.role_to_atom(message.role), message.role),
          {:ok, timestamp} <- decode_timestamp(message.timestamp, :timestamp) do
-      {:ok, %{id: message.id, role: role, content: message.content, timestamp: timestamp}}
+      {:ok,
+       put_present(
+         %{id: message.id, role: role, content: message.content, timestamp: timestamp},
+         :usage,
+         usage_map(member(data, :usage))
+       )}
     end
   end
 
@@ -304,6 +365,7 @@ defmodule JidoCode.Session.Persistence.Serialization do
       content: message.content,
       timestamp: format_timestamp(message.timestamp)
     }
+    |> put_present(:usage, usage_map(Map.get(message, :usage)))
   end
 
   # The original's todos may lack `active_form`; the file format requires one.

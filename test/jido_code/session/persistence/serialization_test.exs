@@ -4,6 +4,7 @@ defmodule JidoCode.Session.Persistence.SerializationTest do
   alias JidoCode.Session.Persistence.Serialization
 
   doctest Serialization
+  doctest JidoCode.Session.Persistence.Schema
 
   defp reference(ts) do
     case DateTime.from_iso8601(ts) do
