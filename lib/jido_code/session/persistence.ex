@@ -319,6 +319,16 @@ defmodule JidoCode.Session.Persistence do
   defp enforce_session_limit(session_id, kept_aside?) do
     max = Config.persistence(:max_sessions)
 
+    # Names alone bound the count from above (junk only adds names): well
+    # under the limit, the listing is not needed.
+    with {:ok, names} <- session_file_names() do
+      if (length(names) + 1) * 5 < max * 4,
+        do: :ok,
+        else: enforce_counted_limit(session_id, kept_aside?, max)
+    end
+  end
+
+  defp enforce_counted_limit(session_id, kept_aside?, max) do
     with {:ok, ids} <- persisted_ids() do
       persisted? = kept_aside? or session_id in ids
       count = Enum.count(ids, &(&1 != session_id))
@@ -346,6 +356,17 @@ defmodule JidoCode.Session.Persistence do
       end
     end
   end
+
+  defp session_file_names do
+    case File.ls(sessions_dir()) do
+      {:ok, names} -> {:ok, Enum.filter(names, &session_file_name?/1)}
+      {:error, :enoent} -> {:ok, []}
+      {:error, reason} -> {:error, reason}
+    end
+  end
+
+  defp session_file_name?(name),
+    do: String.ends_with?(name, ".json") and Session.valid_id?(Path.rootname(name))
 
   defp persisted_ids do
     with {:ok, sessions} <- listed_sessions(false), do: {:ok, Enum.map(sessions, & &1.id)}
