@@ -170,7 +170,7 @@ defmodule JidoCode.SessionSupervisor do
   """
   @spec close_session(String.t()) :: {:ok, Path.t()} | {:error, term()}
   def close_session(session_id) when is_binary(session_id) do
-    with true <- session_running?(session_id) || {:error, :not_found},
+    with :ok <- if(session_running?(session_id), do: :ok, else: {:error, :not_found}),
          {:ok, path} <- Persistence.save(session_id),
          :ok <- terminate_session(session_id) do
       {:ok, path}

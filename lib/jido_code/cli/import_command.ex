@@ -208,14 +208,11 @@ defmodule JidoCode.CLI.ImportCommand do
       {:ok, _} ->
         :ok
 
-      {:error, reasons} when is_list(reasons) ->
+      {:error, reasons} ->
         case reasons -- [:path_not_found, :path_not_directory] do
           [] -> :ok
           other -> {:error, acc, "it could never be resumed: #{Reason.describe(other)}"}
         end
-
-      {:error, reason} ->
-        {:error, acc, "it could never be resumed: #{Reason.describe(reason)}"}
     end
   end
 

@@ -134,10 +134,8 @@ defmodule JidoCode.CLI.ResumeCommand do
   end
 
   defp quota_text do
-    case Config.rate_limit(:resume) do
-      %{limit: limit, window_ms: ms} -> "within #{limit} per #{div(ms, 1000)} s per session"
-      nil -> "no limit configured"
-    end
+    %{limit: limit, window_ms: ms} = Config.rate_limit(:resume)
+    "within #{limit} per #{div(ms, 1000)} s per session"
   end
 
   defp lock(%{path: path} = state) do

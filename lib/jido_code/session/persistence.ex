@@ -213,8 +213,10 @@ defmodule JidoCode.Session.Persistence do
 
   `persisted` is what `build_persisted_session/1` returns — atom or string
   keys, `DateTime` or ISO 8601 timestamps, atom or string roles and statuses.
-  Its `id` must be `session_id` (`:session_id_mismatch`). The project path is
-  stored canonical (symlinks resolved) when it exists.
+  Its `id` must be `session_id` (`:session_id_mismatch`), and it must pass
+  `validate_session/1` (so no file is written that `load/1` would refuse for
+  its shape); a term JSON cannot hold is `{:unsupported_term, detail}`. The
+  project path is stored canonical (symlinks resolved) when it exists.
   """
   @spec write_session_file(String.t(), map()) :: :ok | {:error, term()}
   def write_session_file(session_id, persisted) when is_map(persisted) do
@@ -230,6 +232,7 @@ defmodule JidoCode.Session.Persistence do
   defp write_document(session_id, document) do
     with :ok <- check_id(session_id),
          :ok <- check_document_id(document, session_id),
+         {:ok, _} <- Schema.validate_session(document),
          {:ok, key} <- Crypto.key(),
          :ok <- ensure_sessions_dir() do
       path = session_file(session_id)
@@ -620,11 +623,13 @@ defmodule JidoCode.Session.Persistence do
   @doc """
   Deletes sessions closed more than `max_age_days` days ago (default: the
   `cleanup_age_days` setting, 30). Running sessions and sessions with an
-  unreadable `closed_at` are skipped.
+  unreadable `closed_at` are skipped. Anything but a positive integer is
+  `{:error, :invalid_max_age_days}`.
   """
   @spec cleanup(pos_integer()) :: {:ok, cleanup_result()} | {:error, term()}
   def cleanup(max_age_days \\ Config.persistence(:cleanup_age_days))
-      when is_integer(max_age_days) and max_age_days > 0 do
+
+  def cleanup(max_age_days) when is_integer(max_age_days) and max_age_days > 0 do
     cutoff = DateTime.add(DateTime.utc_now(), -max_age_days * 86_400, :second)
 
     with {:ok, sessions} <- list_persisted() do
@@ -641,6 +646,8 @@ defmodule JidoCode.Session.Persistence do
       {:ok, %{result | errors: Enum.reverse(result.errors)}}
     end
   end
+
+  def cleanup(_max_age_days), do: {:error, :invalid_max_age_days}
 
   defp cleanup_one(session, cutoff, acc) do
     with {:ok, closed_at, _} <- DateTime.from_iso8601(session.closed_at),

@@ -100,9 +100,16 @@ defmodule JidoCode.Session.Persistence.Serialization do
     do: format_timestamp(value)
 
   defp document_member("conversation", messages) when is_list(messages),
-    do: Enum.map(messages, &update_timestamp/1)
+    do: update_timestamps(messages)
 
   defp document_member(_key, value), do: value
+
+  # By hand rather than Enum.map/2: an improper list must reach the encoder,
+  # which refuses it with an error, instead of raising here.
+  defp update_timestamps([message | rest]),
+    do: [update_timestamp(message) | update_timestamps(rest)]
+
+  defp update_timestamps(tail), do: tail
 
   defp update_timestamp(%{timestamp: ts} = message),
     do: %{message | timestamp: format_timestamp(ts)}
