@@ -42,10 +42,14 @@ defmodule JidoCode.Tools.Security do
   cannot redirect them: they keep reaching the directory that was validated.
   These are what the assistant's file tools use.
 
-  `validate_path/3` stays for callers of the original API. It returns a
-  string, which its caller opens later — check-then-use — so on top of its
-  checks it refuses (`:project_path_changed`) when `project_root` is a
-  running session's project and no longer leads to the pinned directory.
+  The original's API stays: `validate_path/3` (its arguments, results and
+  error atoms) returns a string, which its caller opens later —
+  check-then-use — so on top of its checks it refuses
+  (`:project_path_changed`) when `project_root` is a running session's
+  project and no longer leads to the pinned directory. `atomic_read/3` and
+  `atomic_write/4` close that window: they pin the root first (the session's
+  pin for a running session's project) and open the checked path beneath
+  the pin.
 
   ## Roots
 
