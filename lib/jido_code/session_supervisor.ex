@@ -179,8 +179,12 @@ defmodule JidoCode.SessionSupervisor do
 
   def close_session(_session_id), do: {:error, :not_found}
 
-  # Stops the processes (if running) and unregisters, without saving.
-  defp terminate_session(session_id) do
+  @doc false
+  # Stops the processes (if running) and unregisters, without saving: for a
+  # resume that failed after starting them (its state is partial, and the
+  # persisted copy it set aside is the one to keep).
+  @spec terminate_session(String.t()) :: :ok | {:error, :not_found}
+  def terminate_session(session_id) do
     running =
       case session_pid(session_id) do
         {:ok, pid} ->

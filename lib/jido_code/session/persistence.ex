@@ -768,7 +768,7 @@ defmodule JidoCode.Session.Persistence do
 
         {:error, _} = error ->
           # Already gone is fine: either way nothing of it is left running.
-          _ = SessionSupervisor.stop_session(session.id)
+          _ = SessionSupervisor.terminate_session(session.id)
           error
       end
     end
