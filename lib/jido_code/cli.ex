@@ -9,7 +9,7 @@ defmodule JidoCode.CLI do
   keeps standard output and the error line apart.
 
   Commands (each in its own `JidoCode.CLI.*Command` module, each with
-  `--help`): #{Enum.map_join(~w(list show verify audit migrate import export cleanup resume demo), ", ", &"`#{&1}`")}.
+  `--help`): #{Enum.map_join(~w(list show verify audit migrate import export cleanup resume rebind demo), ", ", &"`#{&1}`")}.
 
   Exit statuses: `0` ok, `1` problems found or the operation failed, `2`
   usage error. An error is one line on standard error (`error: ...`), never a
@@ -32,6 +32,7 @@ defmodule JidoCode.CLI do
     JidoCode.CLI.ExportCommand,
     JidoCode.CLI.CleanupCommand,
     JidoCode.CLI.ResumeCommand,
+    JidoCode.CLI.RebindCommand,
     JidoCode.CLI.DemoCommand
   ]
 

@@ -13,6 +13,9 @@ defmodule JidoCode.Native do
   @doc false
   def load_nif do
     path = :filename.join(:code.priv_dir(:jido_code), ~c"native/libjido_nif")
+    # An old version of this module still loaded would keep the previous
+    # library mapped: purge it first (processes still running it are killed).
+    _ = :code.purge(__MODULE__)
     # Return the loader's result unchanged: a failed load must say why.
     :erlang.load_nif(path, 0)
   end
@@ -32,6 +35,7 @@ defmodule JidoCode.Native do
   def document_sign(_key, _json, _max_depth), do: :erlang.nif_error(:nif_not_loaded)
   def document_verify(_key, _json, _max_depth), do: :erlang.nif_error(:nif_not_loaded)
   def hmac(_key, _data), do: :erlang.nif_error(:nif_not_loaded)
+  def home_check(_home, _repair), do: :erlang.nif_error(:nif_not_loaded)
 
   # -- Files ----------------------------------------------------------------
 
@@ -57,6 +61,9 @@ defmodule JidoCode.Native do
 
   def session_lock_remove(_lock), do: :erlang.nif_error(:nif_not_loaded)
   def session_lock_release(_lock), do: :erlang.nif_error(:nif_not_loaded)
+  def session_lock_set_aside(_lock), do: :erlang.nif_error(:nif_not_loaded)
+  def session_lock_discard(_lock), do: :erlang.nif_error(:nif_not_loaded)
+  def session_lock_restore(_lock), do: :erlang.nif_error(:nif_not_loaded)
   def recover_set_aside_files(_dir), do: :erlang.nif_error(:nif_not_loaded)
 
   # -- Project paths --------------------------------------------------------
@@ -67,6 +74,13 @@ defmodule JidoCode.Native do
   def pin_path(_pin), do: :erlang.nif_error(:nif_not_loaded)
   def pin_identity(_pin), do: :erlang.nif_error(:nif_not_loaded)
   def path_canonicalize(_path), do: :erlang.nif_error(:nif_not_loaded)
+
+  # -- Files beneath a pinned project directory -------------------------------
+
+  def beneath_read(_pin, _relative, _max_bytes), do: :erlang.nif_error(:nif_not_loaded)
+  def beneath_write(_pin, _relative, _data), do: :erlang.nif_error(:nif_not_loaded)
+  def beneath_list(_pin, _relative), do: :erlang.nif_error(:nif_not_loaded)
+  def beneath_stat(_pin, _relative), do: :erlang.nif_error(:nif_not_loaded)
 
   # -- Rate limiting --------------------------------------------------------
 

@@ -26,6 +26,7 @@ defmodule JidoCode.SessionSupervisor do
   alias JidoCode.Session
   alias JidoCode.Session.Persistence
   alias JidoCode.SessionRegistry
+  alias JidoCode.Tools.Security
 
   @doc "Starts the supervisor (option `:name`, default `#{inspect(__MODULE__)}`)."
   @spec start_link(keyword()) :: Supervisor.on_start()
@@ -43,12 +44,18 @@ defmodule JidoCode.SessionSupervisor do
   Option `:supervisor_module` (as in the original, for tests) names the
   per-session supervisor module; default `JidoCode.Session.Supervisor`.
 
-  Errors: a `JidoCode.Session.validate/1` reason list, a
-  `JidoCode.SessionRegistry.register/2` reason (`{:session_limit_reached,
-  current, max}`, `:session_exists`, `:project_already_open`),
-  `:registration_lost` when the entry was removed while the processes were
-  starting (a concurrent `stop_session/1`), or whatever
-  `DynamicSupervisor.start_child/2` returned.
+  The session holds its project directory open for as long as it runs (a
+  pin, see `JidoCode.Tools.Security`): pinned here from the canonical form
+  of `session.project_path`, or given as option `:pin` (resume hands over
+  the pin it validated, with `resuming: true`). A directory that cannot be
+  pinned refuses the start with its `:project_path_*` reason.
+
+  Errors: a `JidoCode.Session.validate/1` reason list, a `:project_path_*`
+  reason, a `JidoCode.SessionRegistry.register/2` reason
+  (`{:session_limit_reached, current, max}`, `:session_exists`,
+  `:project_already_open`), `:registration_lost` when the entry was removed
+  while the processes were starting (a concurrent `stop_session/1`), or
+  whatever `DynamicSupervisor.start_child/2` returned.
   """
   @spec start_session(Session.t(), keyword()) :: {:ok, pid()} | {:error, term()}
   def start_session(session, opts \\ [])
@@ -57,8 +64,11 @@ defmodule JidoCode.SessionSupervisor do
     module = Keyword.get(opts, :supervisor_module, Session.Supervisor)
 
     with {:ok, session} <- Session.validate(session),
+         {:ok, pin} <- session_pin(session, opts),
          {:ok, session} <- SessionRegistry.register(session, self()) do
-      case start_child(session, module) do
+      state_opts = [session: session, pin: pin, resuming: Keyword.get(opts, :resuming, false)]
+
+      case start_child(session, module, state_opts) do
         {:ok, pid} ->
           log_start(session.id, :ok)
           {:ok, pid}
@@ -82,6 +92,15 @@ defmodule JidoCode.SessionSupervisor do
   end
 
   def start_session(_other, _opts), do: {:error, :invalid_session}
+
+  # The session owns its project directory from the start: pinned here (or
+  # by resume, which hands its pin over), held by its state process.
+  defp session_pin(session, opts) do
+    case Keyword.fetch(opts, :pin) do
+      {:ok, pin} -> {:ok, pin}
+      :error -> Security.pin_session_project(session.project_path)
+    end
+  end
 
   @doc """
   Builds a session with `JidoCode.Session.new/1` and starts it. Takes the
@@ -160,8 +179,12 @@ defmodule JidoCode.SessionSupervisor do
 
   def close_session(_session_id), do: {:error, :not_found}
 
-  # Stops the processes (if running) and unregisters, without saving.
-  defp terminate_session(session_id) do
+  @doc false
+  # Stops the processes (if running) and unregisters, without saving: for a
+  # resume that failed after starting them (its state is partial, and the
+  # persisted copy it set aside is the one to keep).
+  @spec terminate_session(String.t()) :: :ok | {:error, :not_found}
+  def terminate_session(session_id) do
     running =
       case session_pid(session_id) do
         {:ok, pid} ->
@@ -220,8 +243,8 @@ defmodule JidoCode.SessionSupervisor do
 
   # Registered already: whatever happens, a failed start must not leave the
   # entry behind, an exit (supervisor not running) included.
-  defp start_child(session, module) do
-    DynamicSupervisor.start_child(__MODULE__, {module, session: session, admitted: true})
+  defp start_child(session, module, state_opts) do
+    DynamicSupervisor.start_child(__MODULE__, {module, state_opts ++ [admitted: true]})
   catch
     :exit, reason ->
       :ok = SessionRegistry.unregister(session.id)

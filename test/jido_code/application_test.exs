@@ -4,14 +4,6 @@ defmodule JidoCode.ApplicationTest do
 
   import JidoCode.SessionTestHelpers
 
-  defp restart_app! do
-    :ok = Application.stop(:jido_code)
-    assert {:ok, _} = Application.ensure_all_started(:jido_code)
-    # The start-up chores run in handle_continue; a call waits for them.
-    _ = :sys.get_state(JidoCode.Session.Persistence.Server)
-    :ok
-  end
-
   setup do
     on_exit(fn -> {:ok, _} = Application.ensure_all_started(:jido_code) end)
   end

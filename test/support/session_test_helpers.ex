@@ -159,10 +159,10 @@ defmodule JidoCode.SessionTestHelpers do
   Starts a private `JidoCode.RateLimit` under the test supervisor with a
   unique name and returns the name, so async tests never share windows.
   `opts` are `JidoCode.RateLimit.start_link/1` options (`:limits`,
-  `:global_limits`, `:sweep_interval_ms`). Unlike the application's instance,
-  no quota comes from the configuration (`:limits` and `:global_limits`
-  default to none) and the periodic sweep is off unless `:sweep_interval_ms`
-  is given.
+  `:global_limits`, `:sweep_interval_ms`). Operations the options do not
+  name get their quotas from the configuration, defaults included (a global
+  quota of `false` switches one off); the periodic sweep is off unless
+  `:sweep_interval_ms` is given.
   """
   @spec start_rate_limiter!(keyword()) :: atom()
   def start_rate_limiter!(opts \\ []) do
@@ -171,8 +171,6 @@ defmodule JidoCode.SessionTestHelpers do
     opts =
       opts
       |> Keyword.put(:name, name)
-      |> Keyword.put_new(:limits, %{})
-      |> Keyword.put_new(:global_limits, %{})
       |> Keyword.put_new(:sweep_interval_ms, :infinity)
 
     ExUnit.Callbacks.start_supervised!({JidoCode.RateLimit, opts}, id: name)
@@ -317,6 +315,23 @@ defmodule JidoCode.SessionTestHelpers do
     if rem(count, 2) == 1,
       do: Enum.at(sorted, mid),
       else: (Enum.at(sorted, mid - 1) + Enum.at(sorted, mid)) / 2
+  end
+
+  # -- Application restarts ----------------------------------------------------
+
+  @doc """
+  Stops and starts the `:jido_code` application (the start-up chores of
+  `JidoCode.Session.Persistence.Server` included, finished on return): what a
+  restart of the assistant does to the store. Tests using it are
+  `async: false` and should `on_exit` make sure the application runs.
+  """
+  @spec restart_app!() :: :ok
+  def restart_app! do
+    :ok = Application.stop(:jido_code)
+    {:ok, _} = Application.ensure_all_started(:jido_code)
+    # The start-up chores run in handle_continue; a call waits for them.
+    _ = :sys.get_state(JidoCode.Session.Persistence.Server)
+    :ok
   end
 
   # -- Command line (JidoCode.CLI) --------------------------------------------
@@ -491,5 +506,59 @@ defmodule JidoCode.SessionTestHelpers.OsProcess do
     end
 
     :ok
+  end
+end
+
+# -- The directory swapper (an OS process) ------------------------------------------
+
+defmodule JidoCode.SessionTestHelpers.Swapper do
+  @moduledoc """
+  `test/support/scripts/swap_loop.pl` driven from a test: another OS process
+  that swaps a directory in a tight loop — renamed away and replaced by a
+  symlink to a decoy (`:symlink`) or by the decoy directory itself (`:dir`)
+  — truly in parallel with the VM. `pause!/1` puts everything back and
+  stops; `hold_decoy!/1` stops with the decoy in place; `resume/1` swaps
+  again.
+  """
+
+  alias JidoCode.SessionTestHelpers.OsProcess
+
+  @doc "Starts swapping `target` (moved to `aside` each round) with `decoy`."
+  @spec start!(:symlink | :dir, Path.t(), Path.t(), Path.t()) :: OsProcess.t()
+  def start!(mode, target, aside, decoy) do
+    perl = System.find_executable("perl") || raise "perl is not on PATH"
+    script = OsProcess.script("swap_loop.pl")
+    swapper = OsProcess.start!(perl, [script, Atom.to_string(mode), target, aside, decoy], script)
+    OsProcess.await_line(swapper, &(&1 == "swapping"))
+    swapper
+  end
+
+  @doc "Restores the original state and waits; returns `\"paused <rounds>\"`."
+  @spec pause!(OsProcess.t()) :: String.t()
+  def pause!(swapper) do
+    OsProcess.send_line(swapper, "p")
+    OsProcess.await_line(swapper, &(String.starts_with?(&1, "paused ") && &1))
+  end
+
+  @doc "From a pause: holds the swapped state (the decoy at the target) and waits."
+  @spec hold_decoy!(OsProcess.t()) :: :ok
+  def hold_decoy!(swapper) do
+    OsProcess.send_line(swapper, "r")
+    OsProcess.send_line(swapper, "d")
+    OsProcess.await_line(swapper, &(&1 == "decoy"))
+    :ok
+  end
+
+  @doc "Swaps again after a pause or a hold."
+  @spec resume(OsProcess.t()) :: :ok
+  def resume(swapper), do: OsProcess.send_line(swapper, "r")
+
+  @doc "Restores, exits, and returns the number of swap rounds made."
+  @spec stop!(OsProcess.t()) :: non_neg_integer()
+  def stop!(swapper) do
+    "paused " <> rounds = pause!(swapper)
+    OsProcess.send_line(swapper, "q")
+    0 = OsProcess.await_exit(swapper)
+    String.to_integer(rounds)
   end
 end

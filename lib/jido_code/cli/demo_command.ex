@@ -346,8 +346,6 @@ defmodule JidoCode.CLI.DemoCommand do
     id = state.ids["beta"]
     path = Persistence.session_file(id)
     signed = File.read!(path)
-    # A temporary home starts as an installation from before signing.
-    _ = File.rm(Migration.marker_path())
 
     strip!(path, signed)
 

@@ -136,6 +136,13 @@ defmodule JidoCode.CLI.Reason do
 
   defp text(:project_path_denied), do: "the project directory is inside the JidoCode home"
   defp text(:project_path_changed), do: "the project directory changed while it was in use"
+
+  defp text(:project_dir_replaced),
+    do:
+      "the project path now holds a different directory than the one the session was saved " <>
+        "with (deleted and re-created, re-cloned, restored, or another directory moved " <>
+        "there); if it is yours, accept it with `rebind ID`"
+
   defp text(:invalid_path), do: "not a valid path"
   defp text(:enoent), do: "no such file or directory"
   defp text(:eacces), do: "permission denied"

@@ -21,16 +21,26 @@ defmodule JidoCode.Session.Persistence do
     crash leaves the old or the new file, never a partial one. Concurrent
     saves of one session are refused (`:save_in_progress`).
   * **Safe resume** — `resume/1` is rate limited, holds an exclusive lock on
-    the file from load to delete (`:resume_in_progress` for a second resumer,
-    even in another OS process), validates and pins the project directory, and
+    the file from load on (`:resume_in_progress` for a second resumer, even in
+    another OS process), validates and pins the project directory, and
     re-validates the pin after the session processes start; any failure stops
     them again and keeps the file.
+  * **The project stays pinned** — the running session owns the pinned
+    directory: its file tools (`JidoCode.Tools.Security.read/3` and friends)
+    resolve through it, and `save/1` writes its canonical path and identity
+    and refuses a path that now leads elsewhere (`:project_path_changed`). A
+    directory re-created since the save is `:project_dir_replaced`;
+    `rebind_project/1` accepts it.
+  * **Nothing lost on a crash** — a resumed session's file is kept aside
+    (not `{id}.json`, not listed) until its next successful save; killed
+    before that, the next start puts it back.
 
   ## Idempotency
 
   `delete_persisted/1` and `cleanup/1` can be repeated safely. A successful
-  `resume/1` deletes the file, so resuming the same id again returns
-  `{:error, :not_found}` (or `{:error, :session_exists}` while it runs).
+  `resume/1` moves the file out of sight, so resuming the same id again
+  returns `{:error, :not_found}` (or `{:error, :session_exists}` while it
+  runs); stopping the session without a successful save puts it back.
   """
 
   require Logger
@@ -143,10 +153,23 @@ defmodule JidoCode.Session.Persistence do
   @doc """
   Saves the live session `session_id` to disk and returns the file's path.
 
+  The project directory is never looked up again: the file records the
+  canonical path and the directory identity (device and inode) of the pin
+  the session holds since it was created or resumed, and only if that path
+  still leads to the pinned directory. If it now leads elsewhere — a symlink
+  or another directory put in its place — the save is refused with
+  `:project_path_changed` and the previous file stays.
+
+  A successful save also ends the resume's safety copy: the persisted file
+  kept aside since `resume/1` is deleted.
+
   Errors: `:not_found` (no such live session — any id that is not a UUID
-  v4 included, since no session can have one), `:save_in_progress`, `:session_limit_reached` (too many persisted sessions
-  and `auto_cleanup_on_limit` off), `:session_too_large` (the live session is
-  kept; nothing is written), or a write error.
+  v4 included, since no session can have one), `:save_in_progress`,
+  `:resume_in_progress` (the session is still being resumed),
+  `:project_path_changed`, `:session_limit_reached` (too many persisted
+  sessions and `auto_cleanup_on_limit` off; never for a session that is
+  already persisted), `:session_too_large` (the live session is kept;
+  nothing is written), or a write error.
   """
   @spec save(String.t()) :: {:ok, Path.t()} | {:error, term()}
   def save(session_id) do
@@ -155,9 +178,13 @@ defmodule JidoCode.Session.Persistence do
            :ok <- Server.acquire_save_lock(session_id) do
         try do
           with {:ok, state} <- State.get_state(session_id),
-               persisted = build_persisted_session(state),
-               :ok <- enforce_session_limit(session_id),
-               :ok <- write_session_file(session_id, persisted) do
+               {:ok, project} <- State.project(session_id),
+               :ok <- check_not_resuming(project),
+               document = bind_to_pin(build_persisted_session(state), project.pin),
+               :ok <- Security.revalidate(project.pin),
+               :ok <- enforce_session_limit(session_id, project.aside != nil),
+               :ok <- write_document(session_id, document),
+               :ok <- State.saved(session_id) do
             {:ok, session_file(session_id)}
           end
         after
@@ -167,6 +194,17 @@ defmodule JidoCode.Session.Persistence do
 
     log_outcome(result, :save, session_id)
     result
+  end
+
+  defp check_not_resuming(%{resuming: true}), do: {:error, :resume_in_progress}
+  defp check_not_resuming(_project), do: :ok
+
+  # The session's own path and directory: what it pinned, never a fresh
+  # resolution of a path that may by now lead elsewhere.
+  defp bind_to_pin(persisted, pin) do
+    persisted
+    |> Serialization.to_document()
+    |> put_project(Security.pinned_path(pin), Security.pinned_identity(pin))
   end
 
   @doc """
@@ -184,13 +222,20 @@ defmodule JidoCode.Session.Persistence do
   def write_session_file(session_id, persisted) when is_map(persisted) do
     document = Serialization.to_document(persisted)
 
+    document = document |> canonicalize_project_path() |> bind_project_identity()
+    write_document(session_id, document)
+  end
+
+  def write_session_file(_session_id, _persisted), do: {:error, :not_a_map}
+
+  # Signs and writes a document whose project path and identity are final.
+  defp write_document(session_id, document) do
     with :ok <- check_id(session_id),
          :ok <- check_document_id(document, session_id),
          {:ok, _} <- Schema.validate_session(document),
          {:ok, key} <- Crypto.key(),
          :ok <- ensure_sessions_dir() do
       path = session_file(session_id)
-      document = document |> canonicalize_project_path() |> bind_project_identity()
 
       case Native.session_save(
              path,
@@ -221,8 +266,6 @@ defmodule JidoCode.Session.Persistence do
     end
   end
 
-  def write_session_file(_session_id, _persisted), do: {:error, :not_a_map}
-
   defp check_document_id(document, session_id) do
     case Map.get(document, :id, Map.get(document, "id")) do
       ^session_id -> :ok
@@ -248,28 +291,55 @@ defmodule JidoCode.Session.Persistence do
   # into its place. A directory that cannot be pinned now keeps the binding
   # the document already carried.
   defp bind_project_identity(document) do
-    {path_key, id_key, other_id_key} =
-      if Map.has_key?(document, :project_path),
-        do: {:project_path, :project_dir_id, "project_dir_id"},
-        else: {"project_path", "project_dir_id", :project_dir_id}
-
+    {path_key, id_key, other_id_key} = project_keys(document)
     current = Map.get(document, id_key, Map.get(document, other_id_key))
-    document = Map.delete(document, other_id_key)
+    path = Map.get(document, path_key)
 
-    case Security.project_identity(Map.get(document, path_key)) do
-      {:ok, identity} -> Map.put(document, id_key, identity)
-      {:error, _} when is_binary(current) -> Map.put(document, id_key, current)
-      {:error, _} -> Map.delete(document, id_key)
+    case Security.project_identity(path) do
+      {:ok, identity} -> put_project(document, path, identity)
+      {:error, _} -> put_project(document, path, if(is_binary(current), do: current))
     end
   end
 
-  defp enforce_session_limit(session_id) do
+  # Sets the project path and directory identity (`nil`: none) in the key
+  # style the document already uses.
+  defp put_project(document, path, identity) do
+    {path_key, id_key, other_id_key} = project_keys(document)
+    document = document |> Map.delete(other_id_key) |> Map.put(path_key, path)
+
+    if identity, do: Map.put(document, id_key, identity), else: Map.delete(document, id_key)
+  end
+
+  defp project_keys(document) do
+    if Map.has_key?(document, :project_path),
+      do: {:project_path, :project_dir_id, "project_dir_id"},
+      else: {"project_path", "project_dir_id", :project_dir_id}
+  end
+
+  # Counts the files that are sessions (as the listing sees them: junk named
+  # like a session does not count), and never blocks a session that is
+  # already persisted — as its file, or kept aside since its resume.
+  defp enforce_session_limit(session_id, kept_aside?) do
     max = Config.persistence(:max_sessions)
 
-    with {:ok, names} <- persisted_file_names() do
-      count = Enum.count(names, &(&1 != session_id <> ".json"))
+    # Names alone bound the count from above (junk only adds names): well
+    # under the limit, the listing is not needed.
+    with {:ok, names} <- session_file_names() do
+      if (length(names) + 1) * 5 < max * 4,
+        do: :ok,
+        else: enforce_counted_limit(session_id, kept_aside?, max)
+    end
+  end
+
+  defp enforce_counted_limit(session_id, kept_aside?, max) do
+    with {:ok, ids} <- persisted_ids() do
+      persisted? = kept_aside? or session_id in ids
+      count = Enum.count(ids, &(&1 != session_id))
 
       cond do
+        persisted? ->
+          :ok
+
         count < max and (count + 1) * 5 >= max * 4 ->
           Logger.warning("#{count + 1} of at most #{max} sessions persisted",
             operation: :save,
@@ -290,7 +360,7 @@ defmodule JidoCode.Session.Persistence do
     end
   end
 
-  defp persisted_file_names do
+  defp session_file_names do
     case File.ls(sessions_dir()) do
       {:ok, names} -> {:ok, Enum.filter(names, &session_file_name?/1)}
       {:error, :enoent} -> {:ok, []}
@@ -300,6 +370,10 @@ defmodule JidoCode.Session.Persistence do
 
   defp session_file_name?(name),
     do: String.ends_with?(name, ".json") and Session.valid_id?(Path.rootname(name))
+
+  defp persisted_ids do
+    with {:ok, sessions} <- listed_sessions(false), do: {:ok, Enum.map(sessions, & &1.id)}
+  end
 
   defp delete_oldest(count) do
     with {:ok, sessions} <- list_persisted() do
@@ -349,37 +423,45 @@ defmodule JidoCode.Session.Persistence do
 
   @doc false
   # Like load/1 but also says whether the file was signed (for the migration
-  # and the CLI). Unsigned files pass only while the policy allows them.
-  @spec load_with_state(String.t()) :: {:ok, map(), :signed | :unsigned} | {:error, term()}
-  def load_with_state(session_id) do
+  # and the CLI). Unsigned files pass only while the policy allows them, or
+  # with `accept_unsigned: true` (the explicit migration, which signs them).
+  @spec load_with_state(String.t(), keyword()) ::
+          {:ok, map(), :signed | :unsigned} | {:error, term()}
+  def load_with_state(session_id, opts \\ []) do
     with :ok <- check_id(session_id),
          {:ok, key} <- Crypto.key() do
       path = session_file(session_id)
+      accept_unsigned? = Keyword.get(opts, :accept_unsigned, false)
 
       path
       |> Native.session_load(
         key,
         Config.max_file_size(),
         Config.max_json_depth(),
-        unsigned_allowed?()
+        accept_unsigned? or unsigned_allowed?()
       )
-      |> accept_loaded(session_id, path)
+      |> accept_loaded(session_id, path, accept_unsigned?)
     end
   end
 
-  defp accept_loaded({:ok, {document, signature_state, _size}}, session_id, path) do
+  defp accept_loaded(loaded, session_id, path, accept_unsigned? \\ false)
+
+  defp accept_loaded({:ok, {document, :unsigned, size}}, session_id, path, true),
+    do: accept_loaded({:ok, {document, :unsigned_accepted, size}}, session_id, path, false)
+
+  defp accept_loaded({:ok, {document, signature_state, _size}}, session_id, path, _accept) do
     result =
       with :ok <- check_signature_policy(signature_state, session_id, path),
            :ok <- check_document_id(document, session_id),
            {:ok, session} <- deserialize_session(document) do
-        {:ok, session, signature_state}
+        {:ok, session, if(signature_state == :signed, do: :signed, else: :unsigned)}
       end
 
     log_rejection(result, session_id)
   end
 
   # The log keeps what the public error leaves out (the size of a file too large).
-  defp accept_loaded({:error, reason}, session_id, _path) do
+  defp accept_loaded({:error, reason}, session_id, _path, _accept) do
     _ = log_rejection({:error, reason}, session_id)
     {:error, load_error(reason)}
   end
@@ -392,6 +474,7 @@ defmodule JidoCode.Session.Persistence do
   defp unsigned_allowed?, do: not Migration.enforced?()
 
   defp check_signature_policy(:signed, _session_id, _path), do: :ok
+  defp check_signature_policy(:unsigned_accepted, _session_id, _path), do: :ok
 
   defp check_signature_policy(:unsigned, session_id, path) do
     if Migration.enforced?() do
@@ -440,12 +523,17 @@ defmodule JidoCode.Session.Persistence do
   """
   @spec list_persisted() :: {:ok, [metadata()]} | {:error, term()}
   def list_persisted do
+    with {:ok, sessions} <- listed_sessions(true) do
+      {:ok, Enum.sort_by(sessions, &sort_time(&1.closed_at), {:desc, DateTime})}
+    end
+  end
+
+  # The valid entries of the sessions directory; `log?` says whether each
+  # skipped file is logged (the session-count check on every save does not).
+  defp listed_sessions(log?) do
     case Native.session_list(sessions_dir(), Config.max_file_size(), Config.max_json_depth()) do
       {:ok, entries} ->
-        {:ok,
-         entries
-         |> Enum.flat_map(&listed_metadata/1)
-         |> Enum.sort_by(&sort_time(&1.closed_at), {:desc, DateTime})}
+        {:ok, Enum.flat_map(entries, &listed_metadata(&1, log?))}
 
       {:error, :not_found} ->
         {:ok, []}
@@ -456,19 +544,22 @@ defmodule JidoCode.Session.Persistence do
     end
   end
 
-  defp listed_metadata({file_name, {:ok, {members, size}}}) do
+  defp listed_metadata({file_name, {:ok, {members, size}}}, log?) do
     with id when is_binary(id) <- members["id"],
          true <- file_name == id <> ".json" and Session.valid_id?(id),
          {:ok, meta} <- metadata(members, size) do
       [meta]
     else
-      _ -> skip_listed(file_name, :invalid_metadata)
+      _ -> skip_listed(file_name, :invalid_metadata, log?)
     end
   end
 
-  defp listed_metadata({file_name, {:error, reason}}), do: skip_listed(file_name, reason)
+  defp listed_metadata({file_name, {:error, reason}}, log?),
+    do: skip_listed(file_name, reason, log?)
 
-  defp skip_listed(file_name, reason) do
+  defp skip_listed(_file_name, _reason, false), do: []
+
+  defp skip_listed(file_name, reason, true) do
     Logger.warning("skipping session file #{file_name}: #{inspect(reason)}",
       operation: :list,
       outcome: :skipped
@@ -609,9 +700,11 @@ defmodule JidoCode.Session.Persistence do
   load (size gate, signature, schema) → validate and pin the project directory,
   and check it is the directory the session was saved in (device and inode,
   recorded at save) → rebuild the session → start its processes → re-validate the directory
-  against the pin → restore conversation, todos and prompt history → delete
-  the file. A failure after the processes started stops them; the file is
-  kept on every failure.
+  against the pin → restore conversation, todos and prompt history → move
+  the file aside (kept, locked, by the session until its next successful
+  save; put back if it stops without one; put back at the next start after
+  a crash). The running session owns the pin from then on. A failure after
+  the processes started stops them; the file is kept on every failure.
 
   Every attempt counts toward the rate limit, whatever its outcome: 5 per
   session id and 20 in all per 60 s by default. Attempts on ids that have no
@@ -622,6 +715,8 @@ defmodule JidoCode.Session.Persistence do
   Errors include `{:error, :rate_limit_exceeded, retry_after_seconds}`,
   `:resume_in_progress`, every `load/1` error, the `:project_path_*` errors
   (`:project_path_changed` when the directory was swapped during resume),
+  `:project_dir_replaced` (another directory than the one saved with: see
+  `rebind_project/1`),
   `:session_exists`, `:project_already_open` and `:session_limit_reached`.
   """
   @spec resume(String.t()) ::
@@ -679,7 +774,7 @@ defmodule JidoCode.Session.Persistence do
          {:ok, pin} <- Security.pin_project_path(persisted.project_path),
          :ok <- Security.check_identity(pin, persisted.project_dir_id),
          {:ok, session} <- rebuild_session(persisted),
-         {:ok, _pid} <- SessionSupervisor.start_session(session) do
+         {:ok, _pid} <- SessionSupervisor.start_session(session, pin: pin, resuming: true) do
       Logger.info("session processes started", session_id: session_id, operation: :resume)
 
       case restore(session, persisted, pin, lock) do
@@ -688,7 +783,7 @@ defmodule JidoCode.Session.Persistence do
 
         {:error, _} = error ->
           # Already gone is fine: either way nothing of it is left running.
-          _ = SessionSupervisor.stop_session(session.id)
+          _ = SessionSupervisor.terminate_session(session.id)
           error
       end
     end
@@ -701,8 +796,101 @@ defmodule JidoCode.Session.Persistence do
              messages: persisted.conversation,
              todos: persisted.todos,
              prompt_history: persisted.prompt_history
-           }) do
-      Native.session_lock_remove(lock)
+           }),
+         :ok <- Native.session_lock_set_aside(lock) do
+      # The session now keeps the file aside until its next successful save;
+      # a crash before that leaves it for start-up to put back.
+      case State.resumed(session.id, lock) do
+        :ok ->
+          :ok
+
+        {:error, _} = error ->
+          _ = Native.session_lock_restore(lock)
+          error
+      end
+    end
+  end
+
+  # -- Re-binding a re-created project directory -------------------------------
+
+  @typedoc "What `rebind_project/1` changed."
+  @type rebind_result :: %{
+          project_path: String.t(),
+          previous_dir_id: String.t() | nil,
+          project_dir_id: String.t()
+        }
+
+  @doc """
+  Binds the persisted session `session_id` to the directory now at its
+  project path, and re-signs it.
+
+  A session records the identity (device and inode) of its project
+  directory, and `resume/1` refuses another directory at that path as
+  `:project_dir_replaced`: that is what a re-cloned or restored project
+  looks like, and also what an attacker's directory renamed into place looks
+  like — only the user can tell them apart. This is how the user accepts the
+  new directory: it must pass every path rule (`:project_path_*` errors
+  otherwise), and the session is written under the resume lock and the save
+  lock (`:resume_in_progress`, `:save_in_progress`), so it cannot race a
+  resume or a save. A running session cannot be rebound
+  (`:session_exists`); a session already bound to that directory is
+  rewritten unchanged.
+  """
+  @spec rebind_project(String.t()) :: {:ok, rebind_result()} | {:error, term()}
+  def rebind_project(session_id) do
+    result =
+      with :ok <- check_id(session_id),
+           :ok <- check_not_running(session_id),
+           {:ok, lock} <- lock_session_file(session_id) do
+        try do
+          rebind_locked(session_id, lock)
+        after
+          Native.session_lock_release(lock)
+        end
+      end
+
+    log_outcome(result, :rebind, session_id)
+    result
+  end
+
+  defp check_not_running(session_id) do
+    case SessionRegistry.lookup(session_id) do
+      {:ok, _session} -> {:error, :session_exists}
+      {:error, :not_found} -> :ok
+    end
+  end
+
+  defp rebind_locked(session_id, lock) do
+    with {:ok, key} <- Crypto.key(),
+         {:ok, persisted, _signature_state} <-
+           lock
+           |> Native.session_lock_load(
+             key,
+             Config.max_file_size(),
+             Config.max_json_depth(),
+             unsigned_allowed?()
+           )
+           |> accept_loaded(session_id, session_file(session_id)),
+         {:ok, pin} <- Security.pin_project_path(persisted.project_path),
+         :ok <- Server.acquire_save_lock(session_id) do
+      try do
+        with :ok <- write_document(session_id, bind_to_pin(persisted, pin)) do
+          Logger.notice(
+            "session bound to the directory now at #{persisted.project_path}",
+            session_id: session_id,
+            operation: :rebind
+          )
+
+          {:ok,
+           %{
+             project_path: persisted.project_path,
+             previous_dir_id: persisted.project_dir_id,
+             project_dir_id: Security.pinned_identity(pin)
+           }}
+        end
+      after
+        Server.release_save_lock(session_id)
+      end
     end
   end
 

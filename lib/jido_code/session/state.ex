@@ -47,12 +47,22 @@ defmodule JidoCode.Session.State do
   Mutations of persisted contents (messages, todos, prompt history) refresh
   `session.updated_at`; the UI state, reasoning steps, tool calls and file
   tracking do not (the original touched it only for config and language).
+
+  The process also owns the session's hold on its project directory
+  (`project/1`): the pin — the directory descriptor validated at create or
+  resume, through which `JidoCode.Tools.Security` resolves every file
+  operation and against which `JidoCode.Session.Persistence.save/1` checks
+  the path — and, after a resume, the persisted copy kept aside until the
+  next successful save (`saved/1`). Both are released when the process
+  stops; a copy still aside then is put back under its name, as the previous
+  file. Neither is part of `get_state/1`.
   """
   use GenServer
 
   require Logger
 
   alias JidoCode.Session
+  alias JidoCode.Session.Persistence.Schema
 
   @typedoc "A conversation message."
   @type message :: %{
@@ -120,6 +130,13 @@ defmodule JidoCode.Session.State do
           has_more: boolean()
         }
 
+  @typedoc """
+  The session's hold on its project directory: the pin, the resume lock of
+  the copy kept aside (`nil` when none), and whether a resume is still
+  restoring the contents (saves are refused until it is done).
+  """
+  @type project :: %{pin: reference(), aside: reference() | nil, resuming: boolean()}
+
   @typedoc "Why input was refused."
   @type invalid ::
           {:invalid_message, atom()}
@@ -129,11 +146,6 @@ defmodule JidoCode.Session.State do
 
   @typedoc "An error of every client function."
   @type call_error :: :not_found | :timeout
-
-  @roles [:user, :assistant, :system, :tool]
-  @role_names Enum.map(@roles, &Atom.to_string/1)
-  @statuses [:pending, :in_progress, :completed]
-  @status_names Enum.map(@statuses, &Atom.to_string/1)
 
   @max_messages 1000
   @max_reasoning_steps 100
@@ -148,6 +160,11 @@ defmodule JidoCode.Session.State do
   The child spec of a session's state process: `[session: session]` (the
   original's form) or the bare `%JidoCode.Session{}`. Child id
   `{:session_state, id}`, a permanent worker.
+
+  Two more options come from `JidoCode.SessionSupervisor.start_session/2`:
+  `:pin`, the pinned project directory the process owns (without it the
+  process pins `session.project_path` itself), and `:resuming` (a resume is
+  restoring the contents; `resumed/2` ends it).
   """
   @spec child_spec(keyword() | Session.t()) :: Supervisor.child_spec()
   def child_spec(opts) do
@@ -168,7 +185,8 @@ defmodule JidoCode.Session.State do
   @spec start_link(keyword() | Session.t()) :: GenServer.on_start()
   def start_link(opts) do
     %Session{id: id} = session = fetch_session!(opts)
-    GenServer.start_link(__MODULE__, session, name: via(id))
+    extra = if is_list(opts), do: opts, else: []
+    GenServer.start_link(__MODULE__, {session, extra}, name: via(id))
   end
 
   defp fetch_session!(%Session{} = session), do: session
@@ -183,6 +201,27 @@ defmodule JidoCode.Session.State do
   @doc "The whole state of a running session (see the module doc)."
   @spec get_state(String.t()) :: {:ok, state()} | {:error, call_error()}
   def get_state(session_id), do: call(session_id, :get_state)
+
+  @doc """
+  The running session's hold on its project directory (see `t:project/0`).
+  """
+  @spec project(String.t()) :: {:ok, project()} | {:error, call_error()}
+  def project(session_id), do: call(session_id, :project)
+
+  @doc """
+  Ends a resume: the contents are restored and the persisted file was moved
+  aside under `lock` (a resume lock of `JidoCode.Native`), which this
+  process now holds until `saved/1` or its stop.
+  """
+  @spec resumed(String.t(), reference()) :: :ok | {:error, call_error()}
+  def resumed(session_id, lock), do: call(session_id, {:resumed, lock})
+
+  @doc """
+  Records a successful save: the persisted copy kept aside since the resume
+  (if any) is superseded and deleted.
+  """
+  @spec saved(String.t()) :: :ok | {:error, call_error()}
+  def saved(session_id), do: call(session_id, :saved)
 
   @doc """
   The running session's `%JidoCode.Session{}`. `server` is a session id, or
@@ -472,31 +511,76 @@ defmodule JidoCode.Session.State do
   # -- Server ------------------------------------------------------------------
 
   @impl GenServer
-  def init(%Session{} = session) do
+  def init({%Session{} = session, opts}) do
     Logger.metadata(session_id: session.id)
 
+    case project_pin(session, opts) do
+      {:ok, pin} ->
+        # terminate/2 must run on shutdown to put a copy kept aside back.
+        Process.flag(:trap_exit, true)
+        project = %{pin: pin, aside: nil, resuming: Keyword.get(opts, :resuming, false)}
+        {:ok, initial_state(session, project)}
+
+      {:error, reason} ->
+        {:stop, reason}
+    end
+  end
+
+  # Started without a pin (a bare child spec): pin the directory now.
+  defp project_pin(session, opts) do
+    case Keyword.fetch(opts, :pin) do
+      {:ok, pin} -> {:ok, pin}
+      :error -> JidoCode.Tools.Security.pin_session_project(session.project_path)
+    end
+  end
+
+  defp initial_state(session, project) do
     # `messages`, `reasoning_steps` and `tool_calls` are newest first here (O(1)
-    # prepend); `view/1` turns them around.
-    {:ok,
-     %{
-       session: session,
-       session_id: session.id,
-       messages: [],
-       reasoning_steps: [],
-       tool_calls: [],
-       todos: [],
-       scroll_offset: 0,
-       streaming_message: nil,
-       streaming_message_id: nil,
-       is_streaming: false,
-       prompt_history: [],
-       file_reads: %{},
-       file_writes: %{}
-     }}
+    # prepend); `view/1` turns them around. `project` is internal: `view/1`
+    # leaves it out.
+    %{
+      project: project,
+      session: session,
+      session_id: session.id,
+      messages: [],
+      reasoning_steps: [],
+      tool_calls: [],
+      todos: [],
+      scroll_offset: 0,
+      streaming_message: nil,
+      streaming_message_id: nil,
+      is_streaming: false,
+      prompt_history: [],
+      file_reads: %{},
+      file_writes: %{}
+    }
   end
 
   @impl GenServer
+  def terminate(_reason, %{project: %{aside: lock}}) when lock != nil do
+    # Stopped with no successful save since the resume: the persisted copy
+    # is the session's latest saved state again.
+    _ = JidoCode.Native.session_lock_restore(lock)
+    :ok
+  end
+
+  def terminate(_reason, _state), do: :ok
+
+  @impl GenServer
   def handle_call(:get_state, _from, state), do: reply_view(state)
+  def handle_call(:project, _from, state), do: {:reply, {:ok, state.project}, state}
+
+  def handle_call({:resumed, lock}, _from, state) do
+    {:reply, :ok, %{state | project: %{state.project | aside: lock, resuming: false}}}
+  end
+
+  def handle_call(:saved, _from, %{project: %{aside: nil}} = state), do: {:reply, :ok, state}
+
+  def handle_call(:saved, _from, %{project: project} = state) do
+    _ = JidoCode.Native.session_lock_discard(project.aside)
+    {:reply, :ok, %{state | project: %{project | aside: nil}}}
+  end
+
   def handle_call(:get_session, _from, state), do: {:reply, {:ok, state.session}, state}
 
   def handle_call(:get_messages, _from, state),
@@ -651,7 +735,7 @@ defmodule JidoCode.Session.State do
 
   defp view(state) do
     %{
-      state
+      Map.delete(state, :project)
       | messages: Enum.reverse(state.messages),
         reasoning_steps: Enum.reverse(state.reasoning_steps),
         tool_calls: Enum.reverse(state.tool_calls)
@@ -676,11 +760,20 @@ defmodule JidoCode.Session.State do
 
   defp validate_message(%{} = message) do
     cond do
-      not non_empty_string?(Map.get(message, :id)) -> invalid_message(:invalid_id)
-      not one_of?(Map.get(message, :role), @roles, @role_names) -> invalid_message(:invalid_role)
-      not string?(Map.get(message, :content)) -> invalid_message(:invalid_content)
-      not match?(%DateTime{}, Map.get(message, :timestamp)) -> invalid_message(:invalid_timestamp)
-      true -> :ok
+      not non_empty_string?(Map.get(message, :id)) ->
+        invalid_message(:invalid_id)
+
+      not whitelisted?(Schema.role_to_atom(Map.get(message, :role))) ->
+        invalid_message(:invalid_role)
+
+      not string?(Map.get(message, :content)) ->
+        invalid_message(:invalid_content)
+
+      not match?(%DateTime{}, Map.get(message, :timestamp)) ->
+        invalid_message(:invalid_timestamp)
+
+      true ->
+        :ok
     end
   end
 
@@ -696,7 +789,7 @@ defmodule JidoCode.Session.State do
       not string?(Map.get(todo, :content)) ->
         {:error, {:invalid_todo, :invalid_content}}
 
-      not one_of?(Map.get(todo, :status), @statuses, @status_names) ->
+      not whitelisted?(Schema.status_to_atom(Map.get(todo, :status))) ->
         {:error, {:invalid_todo, :invalid_status}}
 
       not (is_nil(Map.get(todo, :active_form)) or string?(Map.get(todo, :active_form))) ->
@@ -727,7 +820,9 @@ defmodule JidoCode.Session.State do
 
   defp validate_all(_other, _validate, not_a_list), do: {:error, not_a_list}
 
-  defp one_of?(value, atoms, names), do: value in atoms or value in names
+  # Roles and statuses are the file format's: one whitelist, in Schema.
+  defp whitelisted?({:ok, _atom}), do: true
+  defp whitelisted?({:error, _reason}), do: false
   defp string?(value), do: is_binary(value) and String.valid?(value)
   defp non_empty_string?(value), do: string?(value) and value != ""
 end

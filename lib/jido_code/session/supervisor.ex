@@ -45,13 +45,18 @@ defmodule JidoCode.Session.Supervisor do
   @doc """
   Starts the supervisor of a session's processes, given as
   `[session: session]` (the original's form) or the bare
-  `%JidoCode.Session{}`.
+  `%JidoCode.Session{}`. The other options (`:pin`, `:resuming`) go to
+  `JidoCode.Session.State`.
   """
   @spec start_link(keyword() | Session.t()) :: Supervisor.on_start()
   def start_link(opts) do
     %Session{id: id} = session = fetch_session!(opts)
     admitted? = is_list(opts) and Keyword.get(opts, :admitted, false)
-    Supervisor.start_link(__MODULE__, {session, admitted?}, name: via(id))
+    # What the state process gets: the session, and the pin when
+    # JidoCode.SessionSupervisor hands one over.
+    state_opts = if is_list(opts), do: Keyword.delete(opts, :admitted), else: [session: session]
+
+    Supervisor.start_link(__MODULE__, {state_opts, admitted?}, name: via(id))
   end
 
   defp fetch_session!(%Session{} = session), do: session
@@ -77,13 +82,15 @@ defmodule JidoCode.Session.Supervisor do
   def get_state(_session_id), do: {:error, :not_found}
 
   @impl Supervisor
-  def init({%Session{id: id} = session, admitted?}) do
+  def init({state_opts, admitted?}) do
+    %Session{id: id} = Keyword.fetch!(state_opts, :session)
+
     case SessionRegistry.set_owner(id, self()) do
       {:error, :not_found} when admitted? ->
         :ignore
 
       _owned_or_unregistered ->
-        Supervisor.init([{Session.State, session: session}], strategy: :one_for_all)
+        Supervisor.init([{Session.State, state_opts}], strategy: :one_for_all)
     end
   end
 end

@@ -89,20 +89,32 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
         )
     })?;
     let dir = open_dir(parent_of(path))?;
-    let mut temp = TempFile::create(&dir, name)?;
+    write_atomic_in(&dir, name, bytes, FILE_MODE)
+}
+
+/// Steps 1–5 of [`write_atomic`] for the entry `name` of the already opened
+/// directory `dir`, the new file getting exactly `mode`.
+///
+/// For callers that reached the directory through descriptors themselves
+/// ([`crate::beneath`], which walks a pinned project directory with
+/// `O_NOFOLLOW`): no path is resolved here, so nothing can be redirected.
+///
+/// # Errors
+/// As [`write_atomic`] from `"create_temp"` on.
+pub(crate) fn write_atomic_in(dir: &OwnedFd, name: &OsStr, bytes: &[u8], mode: u32) -> Result<()> {
+    let mut temp = TempFile::create(dir, name, mode)?;
     temp.file
         .write_all(bytes)
         .map_err(|e| Error::io("write", e))?;
     temp.file.sync_all().map_err(|e| Error::io("fsync", e))?;
-    rustix::fs::renameat(&dir, &temp.name, &dir, name)
-        .map_err(|e| Error::io("rename", e.into()))?;
+    rustix::fs::renameat(dir, &temp.name, dir, name).map_err(|e| Error::io("rename", e.into()))?;
     // The name is now the target's: removing it would delete the new file.
     temp.disarm();
     // The inode is the target now; a resumer's `flock` on it
     // (`session_lock`) must not find it taken by us. Closing would release
     // it too, but only after the directory `fsync`.
     let _ = rustix::fs::flock(&temp.file, FlockOperation::Unlock);
-    rustix::fs::fsync(&dir).map_err(|e| Error::io("fsync_dir", e.into()))?;
+    rustix::fs::fsync(dir).map_err(|e| Error::io("fsync_dir", e.into()))?;
     Ok(())
 }
 
@@ -138,13 +150,15 @@ struct TempFile<'d> {
 }
 
 impl<'d> TempFile<'d> {
-    /// Creates `.{target}.{random}.tmp` in `dir`, mode exactly 0600.
-    fn create(dir: &'d OwnedFd, target: &OsStr) -> Result<Self> {
+    /// Creates `.{target}.{random}.tmp` in `dir`, mode exactly `mode`.
+    fn create(dir: &'d OwnedFd, target: &OsStr, mode: u32) -> Result<Self> {
         let flags =
             OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC;
         let mut attempt = 1;
         loop {
             let name = temp_name(target)?;
+            // Created 0600 whatever `mode` is: nobody else can open it
+            // before the `fchmod` below.
             match rustix::fs::openat(dir, &name, flags, Mode::from_raw_mode(FILE_MODE)) {
                 Ok(fd) => {
                     let mut temp = TempFile {
@@ -171,9 +185,9 @@ impl<'d> TempFile<'d> {
                     // strict umask (0277, say) could make it 0400 or less,
                     // though, and a store that cannot read back its own files
                     // is broken; `fchmod` on the descriptor (no path, no race)
-                    // makes the mode exactly 0600. If it fails, the guard
+                    // makes the mode exactly `mode`. If it fails, the guard
                     // removes the file.
-                    rustix::fs::fchmod(&temp.file, Mode::from_raw_mode(FILE_MODE))
+                    rustix::fs::fchmod(&temp.file, Mode::from_raw_mode(mode))
                         .map_err(|e| Error::io("fchmod", e.into()))?;
                     return Ok(temp);
                 }

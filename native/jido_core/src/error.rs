@@ -67,6 +67,47 @@ impl std::fmt::Display for PathViolation {
     }
 }
 
+/// Why a path relative to a pinned project directory was refused by
+/// [`crate::beneath`].
+///
+/// Each variant is its own Erlang atom ([`BeneathViolation::as_str`]): the
+/// assistant's file tools report exactly which rule a path broke.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum BeneathViolation {
+    /// The path is absolute: it would not be resolved beneath the project.
+    NotRelative,
+    /// The path contains a NUL byte.
+    ContainsNul,
+    /// The path has a `..` component: it could climb out of the project.
+    Traversal,
+    /// A component is a symbolic link (never followed beneath a pin).
+    Symlink,
+    /// A component is the JidoCode home (its secret and sessions).
+    InJidoHome,
+    /// A component before the last one is not a directory.
+    NotDirectory,
+}
+
+impl BeneathViolation {
+    /// The stable snake_case name used for the Erlang atom and in logs.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::NotRelative => "path_not_relative",
+            Self::ContainsNul => "invalid_path",
+            Self::Traversal => "path_escapes_boundary",
+            Self::Symlink => "path_symlink",
+            Self::InJidoHome => "path_in_jido_home",
+            Self::NotDirectory => "path_not_directory",
+        }
+    }
+}
+
+impl std::fmt::Display for BeneathViolation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// Everything that can go wrong in the core.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -150,6 +191,18 @@ pub enum Error {
         reason: &'static str,
     },
 
+    /// The JidoCode home is not a directory owned by the current user and
+    /// closed to group/other writes ([`crate::machine_secret::check_home`]).
+    #[error("JidoCode home {path} {reason} (mode {mode:o})")]
+    InsecureHome {
+        /// The home directory.
+        path: PathBuf,
+        /// What is wrong with it.
+        reason: &'static str,
+        /// Its permission bits.
+        mode: u32,
+    },
+
     // ---- writing ---------------------------------------------------------
     /// The serialized document would exceed the size limit; nothing was written.
     #[error("document is {size} bytes, over the {limit}-byte limit")]
@@ -180,6 +233,9 @@ pub enum Error {
     /// A project directory broke a rule of [`crate::path_guard`].
     #[error("{0}")]
     Path(PathViolation),
+    /// A path beneath a pinned directory broke a rule of [`crate::beneath`].
+    #[error("{0}")]
+    Beneath(BeneathViolation),
 }
 
 impl Error {
@@ -202,6 +258,13 @@ impl Error {
     #[cold]
     pub fn path(violation: PathViolation) -> Self {
         Self::Path(violation)
+    }
+}
+
+impl From<BeneathViolation> for Error {
+    #[cold]
+    fn from(v: BeneathViolation) -> Self {
+        Self::Beneath(v)
     }
 }
 

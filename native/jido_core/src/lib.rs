@@ -12,6 +12,7 @@
 //! | [`bounded_read`] | size-gated reads that never follow links or block |
 //! | [`atomic_write`] | temp file + fsync + rename + directory fsync |
 //! | [`path_guard`] | project-directory validation and descriptor pinning |
+//! | [`beneath`] | the assistant's file operations, resolved beneath a pinned directory |
 //! | [`rate_limit`] | sliding-window limiter with an injectable clock |
 //! | [`session`] | the composition: load-and-verify, sign-and-write |
 //! | [`listing`] | session metadata from a bounded prefix, for `list_persisted` |
@@ -28,6 +29,7 @@
 //! ```
 
 pub mod atomic_write;
+pub mod beneath;
 pub mod bounded_read;
 pub mod canonical;
 pub mod error;
@@ -40,4 +42,4 @@ pub mod session;
 pub mod session_lock;
 pub mod signing;
 
-pub use error::{Error, PathViolation, Result};
+pub use error::{BeneathViolation, Error, PathViolation, Result};

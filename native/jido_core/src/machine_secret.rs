@@ -106,6 +106,70 @@ pub enum Origin {
     Repaired,
 }
 
+/// What [`check_home`] found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HomeCheck {
+    /// Owned by us, not writable by group or other.
+    Secure,
+    /// Does not exist yet; it will be created with mode 0700.
+    Missing,
+    /// Was writable by group or other (`mode` before); repaired with
+    /// `fchmod` (group and other write bits cleared).
+    Repaired {
+        /// The permission bits found.
+        mode: u32,
+    },
+}
+
+/// Checks the JidoCode home (the directory holding the secret, the
+/// enforcement marker and the sessions): it must be a directory owned by the
+/// effective user and not writable by group or other.
+///
+/// Whoever can write the home can delete or replace the secret and the
+/// marker, and rename the sessions directory; a home owned by someone else
+/// was planted. A writable home is repaired (`fchmod` on the descriptor that
+/// was checked) or refused, as `insecure` says; a foreign one is always
+/// refused. The path is followed like any configured path (the home may sit
+/// behind a symlink of the user's own making); its target is what is
+/// checked.
+///
+/// # Errors
+/// - [`Error::InsecureHome`] — not a directory, not owned by us, or writable
+///   by group/other with [`InsecureMode::Refuse`].
+/// - [`Error::Io`] — the open, `fstat` or `fchmod` failed.
+pub fn check_home(dir: &Path, insecure: InsecureMode) -> Result<HomeCheck> {
+    let insecure_home = |reason, mode| Error::InsecureHome {
+        path: dir.to_path_buf(),
+        reason,
+        mode,
+    };
+    let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC;
+    let fd = match rustix::fs::open(dir, flags, Mode::empty()) {
+        Ok(fd) => fd,
+        Err(Errno::NOENT) => return Ok(HomeCheck::Missing),
+        Err(Errno::NOTDIR) => return Err(insecure_home("is not a directory", 0)),
+        Err(e) => return Err(Error::io("open", e.into())),
+    };
+    let st = rustix::fs::fstat(&fd).map_err(|e| Error::io("fstat", e.into()))?;
+    #[allow(clippy::unnecessary_cast)]
+    let mode = st.st_mode as u32 & 0o7777;
+    if st.st_uid != rustix::process::geteuid().as_raw() {
+        return Err(insecure_home("is not owned by the current user", mode));
+    }
+    const GROUP_OTHER_WRITE: u32 = 0o022;
+    if mode & GROUP_OTHER_WRITE == 0 {
+        return Ok(HomeCheck::Secure);
+    }
+    match insecure {
+        InsecureMode::Refuse => Err(insecure_home("is writable by group or other", mode)),
+        InsecureMode::Repair => {
+            rustix::fs::fchmod(&fd, Mode::from_raw_mode(mode & !GROUP_OTHER_WRITE))
+                .map_err(|e| Error::io("fchmod", e.into()))?;
+            Ok(HomeCheck::Repaired { mode })
+        }
+    }
+}
+
 /// Loads the secret at `path`, creating it race-free if missing.
 ///
 /// A missing parent directory is created with mode 0700. When several

@@ -150,6 +150,12 @@ impl PinnedDir {
         &self.path
     }
 
+    /// The denied roots of the policy the directory was pinned under (the
+    /// JidoCode home): [`crate::beneath`] refuses to enter them.
+    pub fn denied_roots(&self) -> &[PathBuf] {
+        &self.policy.denied_roots
+    }
+
     /// The `(device, inode)` of the pinned directory.
     pub fn identity(&self) -> (u64, u64) {
         (self.snapshot.dev, self.snapshot.ino)

@@ -27,9 +27,12 @@
 //!    [`LockedSession::load`]), never by path: what is verified is the inode
 //!    that is locked.
 //! 5. **Delete only our inode** ([`LockedSession::remove`]), then `fsync` the
-//!    directory so the delete survives a power cut. Dropping a
-//!    [`LockedSession`] instead — a resume that failed — releases the lock and
-//!    keeps the file.
+//!    directory so the delete survives a power cut — or **keep it aside**
+//!    ([`LockedSession::set_aside`]): moved to a private name, still locked,
+//!    until the resumed session's next save ([`SetAside::discard`]) or its
+//!    stop ([`SetAside::restore`]); a crash leaves it for
+//!    [`recover_set_aside`]. Dropping a [`LockedSession`] instead — a resume
+//!    that failed — releases the lock and keeps the file.
 //!
 //! # Why the lock is on the inode, not on the name
 //!
@@ -238,7 +241,24 @@ impl LockedSession {
     /// Never deletes a file that was not locked: whatever the name holds is
     /// first renamed to a private name, checked there, and renamed back —
     /// without replacing anything — if it is not ours (see the
-    /// [module documentation](self)).
+    /// [module documentation](self)). It is [`LockedSession::set_aside`]
+    /// followed by [`SetAside::discard`].
+    ///
+    /// # Errors
+    /// Those of [`LockedSession::set_aside`], then op `"unlink"` or
+    /// `"fsync_dir"` of [`SetAside::discard`].
+    pub fn remove(self) -> Result<()> {
+        self.set_aside()?.discard()
+    }
+
+    /// Moves the locked file to a private name (`.{name}.{16 hex}.removing`)
+    /// if the path still names it, `fsync`s the directory, and keeps it
+    /// there, still locked: the session's name is free (nothing lists or
+    /// loads it) but the file survives until [`SetAside::discard`].
+    ///
+    /// This is what a resume keeps until the session's next successful save:
+    /// a crash in between leaves the file aside, unlocked, and
+    /// [`recover_set_aside`] puts it back at the next start.
     ///
     /// # Errors
     /// - [`Error::Locked`] if the path now names another file (a save
@@ -247,14 +267,12 @@ impl LockedSession {
     ///   the meantime, the replaced file — superseded twice over — is deleted
     ///   rather than put back over it.
     /// - [`Error::NotFound`] if the path names nothing any more (the file was
-    ///   deleted outside this protocol): nothing was deleted here.
-    /// - [`Error::Io`] with op `"random"`, `"rename"`, `"stat"`, `"unlink"` or
+    ///   deleted outside this protocol).
+    /// - [`Error::Io`] with op `"random"`, `"rename"`, `"stat"` or
     ///   `"restore"` if that step fails; after `"rename"` the file is where it
-    ///   was, after `"restore"` a foreign file is left under its
-    ///   `.removing` name. Op `"fsync_dir"` if the final directory `fsync`
-    ///   fails: the outcome is then visible but not guaranteed to survive a
-    ///   power cut.
-    pub fn remove(self) -> Result<()> {
+    ///   was, after `"restore"` a foreign file is left under its `.removing`
+    ///   name. Op `"fsync_dir"` if the directory `fsync` fails.
+    pub fn set_aside(self) -> Result<SetAside> {
         let aside = aside_name(&self.name)?;
         match rustix::fs::renameat(&self.dir, &self.name, &self.dir, &aside) {
             Ok(()) => {}
@@ -262,35 +280,79 @@ impl LockedSession {
             Err(e) => return Err(Error::io("rename", e.into())),
         }
         // Nothing but us knows the random aside name, so what we stat is what
-        // we unlink or put back.
+        // we keep or put back.
         let outcome = match rustix::fs::statat(&self.dir, &aside, AtFlags::SYMLINK_NOFOLLOW) {
-            Ok(moved) if file_id(&moved) == (self.dev, self.ino) => {
-                rustix::fs::unlinkat(&self.dir, &aside, AtFlags::empty())
-                    .map_err(|e| Error::io("unlink", e.into()))
-            }
-            Ok(_) => self.put_back(&aside).and(Err(Error::Locked)),
-            // Unknown: keep whatever it is, as if the delete had failed.
-            Err(e) => self.put_back(&aside).and(Err(Error::io("stat", e.into()))),
+            Ok(moved) if file_id(&moved) == (self.dev, self.ino) => Ok(()),
+            Ok(_) => put_back(&self.dir, &aside, &self.name).and(Err(Error::Locked)),
+            // Unknown: keep whatever it is, as if the move had failed.
+            Err(e) => put_back(&self.dir, &aside, &self.name).and(Err(Error::io("stat", e.into()))),
         };
         let synced = rustix::fs::fsync(&self.dir).map_err(|e| Error::io("fsync_dir", e.into()));
         // The outcome's own error, if any, says more than a failed `fsync`.
-        outcome.and(synced)
+        outcome.and(synced)?;
+        Ok(SetAside {
+            _file: self.file,
+            dir: self.dir,
+            name: self.name,
+            aside,
+        })
+    }
+}
+
+/// A session file moved aside by [`LockedSession::set_aside`] and still
+/// locked: invisible under its name, kept until [`SetAside::discard`] or
+/// [`SetAside::restore`].
+///
+/// Dropping it releases the lock and leaves the file aside, exactly what a
+/// crash leaves; [`recover_set_aside`] puts it back at the next start.
+#[derive(Debug)]
+pub struct SetAside {
+    /// Holds the `flock`: a concurrent [`recover_set_aside`] (another OS
+    /// process starting on the same home) leaves a locked file alone.
+    _file: File,
+    dir: OwnedFd,
+    name: OsString,
+    aside: OsString,
+}
+
+impl SetAside {
+    /// Deletes the set-aside file (the session was saved again or closed:
+    /// the copy is superseded) and `fsync`s the directory.
+    ///
+    /// # Errors
+    /// [`Error::Io`] with op `"unlink"` or `"fsync_dir"`.
+    pub fn discard(self) -> Result<()> {
+        match rustix::fs::unlinkat(&self.dir, &self.aside, AtFlags::empty()) {
+            Ok(()) | Err(Errno::NOENT) => {}
+            Err(e) => return Err(Error::io("unlink", e.into())),
+        }
+        rustix::fs::fsync(&self.dir).map_err(|e| Error::io("fsync_dir", e.into()))
     }
 
-    /// Moves the file at `aside` back to our name unless a newer file took
-    /// the name meanwhile, in which case the set-aside one is superseded and
-    /// deleted — what the newer save's own `rename` would have done to it.
-    fn put_back(&self, aside: &OsStr) -> Result<()> {
-        // `linkat` fails with `EEXIST` instead of replacing: it is the
-        // portable "rename without replacing" (`RENAME_NOREPLACE` is not
-        // supported by every filesystem).
-        match rustix::fs::linkat(&self.dir, aside, &self.dir, &self.name, AtFlags::empty()) {
-            Ok(()) | Err(Errno::EXIST) => {}
-            Err(e) => return Err(Error::io("restore", e.into())),
-        }
-        rustix::fs::unlinkat(&self.dir, aside, AtFlags::empty())
-            .map_err(|e| Error::io("unlink", e.into()))
+    /// Puts the file back under its name — unless a newer file took the name
+    /// meanwhile, which then stays and supersedes it — and `fsync`s the
+    /// directory. For a session that stopped without a successful save.
+    ///
+    /// # Errors
+    /// [`Error::Io`] with op `"restore"`, `"unlink"` or `"fsync_dir"`.
+    pub fn restore(self) -> Result<()> {
+        put_back(&self.dir, &self.aside, &self.name)?;
+        rustix::fs::fsync(&self.dir).map_err(|e| Error::io("fsync_dir", e.into()))
     }
+}
+
+/// Moves the file at `aside` back to `name` unless a newer file took the
+/// name meanwhile, in which case the set-aside one is superseded and deleted
+/// — what the newer save's own `rename` would have done to it.
+fn put_back(dir: &OwnedFd, aside: &OsStr, name: &OsStr) -> Result<()> {
+    // `linkat` fails with `EEXIST` instead of replacing: it is the
+    // portable "rename without replacing" (`RENAME_NOREPLACE` is not
+    // supported by every filesystem).
+    match rustix::fs::linkat(dir, aside, dir, name, AtFlags::empty()) {
+        Ok(()) | Err(Errno::EXIST) => {}
+        Err(e) => return Err(Error::io("restore", e.into())),
+    }
+    rustix::fs::unlinkat(dir, aside, AtFlags::empty()).map_err(|e| Error::io("unlink", e.into()))
 }
 
 /// (device, inode) of a `stat` result: what identifies a file.

@@ -363,3 +363,47 @@ fn concurrent_creators_in_threads_and_processes_all_get_one_secret() {
         assert_eq!(mode_of(&path), 0o600);
     }
 }
+
+// ---- the home directory ---------------------------------------------------------
+
+#[test]
+fn a_home_writable_by_others_is_refused_or_repaired_and_a_missing_one_is_reported() {
+    use jido_core::machine_secret::{check_home, HomeCheck};
+    let dir = tempfile::tempdir().unwrap();
+    let home = dir.path().join("home");
+    assert_eq!(
+        check_home(&home, InsecureMode::Refuse).unwrap(),
+        HomeCheck::Missing
+    );
+    fs::create_dir(&home).unwrap();
+    fs::set_permissions(&home, fs::Permissions::from_mode(0o700)).unwrap();
+    assert_eq!(
+        check_home(&home, InsecureMode::Refuse).unwrap(),
+        HomeCheck::Secure
+    );
+
+    fs::set_permissions(&home, fs::Permissions::from_mode(0o777)).unwrap();
+    let refused = check_home(&home, InsecureMode::Refuse);
+    assert!(
+        matches!(refused, Err(Error::InsecureHome { mode: 0o777, .. })),
+        "{refused:?}"
+    );
+    assert_eq!(
+        check_home(&home, InsecureMode::Repair).unwrap(),
+        HomeCheck::Repaired { mode: 0o777 }
+    );
+    assert_eq!(mode_of(&home), 0o755);
+}
+
+#[test]
+fn a_home_that_is_a_file_is_refused() {
+    use jido_core::machine_secret::check_home;
+    let dir = tempfile::tempdir().unwrap();
+    let home = dir.path().join("home");
+    fs::write(&home, b"x").unwrap();
+    let result = check_home(&home, InsecureMode::Repair);
+    assert!(
+        matches!(result, Err(Error::InsecureHome { .. })),
+        "{result:?}"
+    );
+}

@@ -467,3 +467,49 @@ fn recovery_touches_neither_symlinks_nor_names_of_another_shape() {
         Err(Error::NotFound)
     ));
 }
+
+// ---- keeping the file aside while a resumed session runs ----------------------
+
+#[test]
+fn a_file_set_aside_is_neither_named_nor_listed_and_discard_deletes_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = saved(dir.path(), "a", 1);
+    let aside = lock(&path).unwrap().set_aside().unwrap();
+    assert!(!path.exists());
+    let hidden = names(dir.path());
+    assert_eq!(hidden.len(), 1);
+    assert!(hidden
+        .iter()
+        .all(|n| n.starts_with(".a.json.") && n.ends_with(".removing")));
+    // Held: a start-up recovery (in this or another process) leaves it alone.
+    assert_eq!(session_lock::recover_set_aside(dir.path()).unwrap(), 0);
+
+    aside.discard().unwrap();
+    assert_eq!(names(dir.path()), set(&[]));
+}
+
+#[test]
+fn a_set_aside_file_restored_comes_back_unless_a_newer_save_took_the_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = saved(dir.path(), "a", 1);
+    lock(&path).unwrap().set_aside().unwrap().restore().unwrap();
+    assert_eq!(names(dir.path()), set(&["a.json"]));
+    assert_eq!(n_on_disk(&path), 1);
+
+    let aside = lock(&path).unwrap().set_aside().unwrap();
+    save_at(&path, "a", 2);
+    aside.restore().unwrap();
+    assert_eq!(names(dir.path()), set(&["a.json"]));
+    assert_eq!(n_on_disk(&path), 2);
+}
+
+#[test]
+fn a_set_aside_file_dropped_as_a_crash_would_is_put_back_at_the_next_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = saved(dir.path(), "a", 1);
+    drop(lock(&path).unwrap().set_aside().unwrap());
+    assert!(!path.exists());
+
+    assert_eq!(session_lock::recover_set_aside(dir.path()).unwrap(), 1);
+    assert_eq!(n_on_disk(&path), 1);
+}

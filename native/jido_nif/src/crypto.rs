@@ -5,10 +5,10 @@
 use crate::atoms;
 use crate::error::NifResult;
 use crate::terms;
-use jido_core::machine_secret::{self, InsecureMode, Origin};
+use jido_core::machine_secret::{self, HomeCheck, InsecureMode, Origin};
 use jido_core::signing::{SignatureState, SigningKey};
 use jido_core::Error;
-use rustler::{Atom, Binary, Env, ResourceArc, Term};
+use rustler::{Atom, Binary, Encoder, Env, ResourceArc, Term};
 use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
@@ -53,6 +53,24 @@ fn signing_key_load(
         Origin::Repaired => atoms::repaired(),
     };
     Ok((ResourceArc::new(KeyResource(key)), key_id, origin))
+}
+
+/// `home_check(home, repair?) :: {:ok, :secure | :missing | {:repaired, mode}} | {:error, {:insecure_home, reason}}`
+///
+/// The home must be a directory of ours, closed to group/other writes; a
+/// writable one is repaired when `repair?` (the caller warns either way).
+#[rustler::nif(schedule = "DirtyIo")]
+fn home_check<'a>(env: Env<'a>, home: Binary<'a>, repair: bool) -> NifResult<Term<'a>> {
+    let mode = if repair {
+        InsecureMode::Repair
+    } else {
+        InsecureMode::Refuse
+    };
+    Ok(match machine_secret::check_home(path_of(&home), mode)? {
+        HomeCheck::Secure => atoms::secure().encode(env),
+        HomeCheck::Missing => atoms::missing().encode(env),
+        HomeCheck::Repaired { mode } => (atoms::repaired(), mode).encode(env),
+    })
 }
 
 /// `signing_key_id(key) :: binary` — the public fingerprint.

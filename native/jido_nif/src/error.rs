@@ -16,10 +16,12 @@
 //! | `MissingSignature` | `:missing_signature` |
 //! | `InsecureSecret { mode }` | `{:insecure_secret_permissions, mode}` |
 //! | `InvalidSecret { reason }` | `{:invalid_machine_secret, reason}` |
+//! | `InsecureHome { reason }` | `{:insecure_home, reason}` |
 //! | `DocumentTooLarge { size }` | `{:document_too_large, size}` |
 //! | `KeyTooLarge { size }` | `{:key_too_large, size}` |
 //! | `Locked` | `:locked` |
 //! | `Path(v)` | `:project_path_*` (one atom per rule) |
+//! | `Beneath(v)` | `:path_*` / `:invalid_path` (one atom per rule) |
 
 use crate::atoms;
 use jido_core::Error;
@@ -69,9 +71,11 @@ impl From<Error> for NifError {
             Error::InvalidSecret { reason, .. } => {
                 ("invalid_machine_secret", Some(Text(reason.into())))
             }
+            Error::InsecureHome { reason, .. } => ("insecure_home", Some(Text(reason.into()))),
             Error::DocumentTooLarge { size, .. } => ("document_too_large", Some(Int(size))),
             Error::Locked => ("locked", None),
             Error::Path(v) => (v.as_str(), None),
+            Error::Beneath(v) => (v.as_str(), None),
             // `Io` and any variant added to the (non_exhaustive) core later
             // still reach Elixir as a readable tuple.
             other => ("io_error", Some(Text(other.to_string()))),

@@ -1,11 +1,13 @@
 //! Project-path NIFs: validation, pinning (an open directory descriptor held
 //! in a resource) and re-validation against the pin.
 
+use crate::atoms;
 use crate::crypto::path_of;
 use crate::error::{Done, NifResult};
 use crate::terms::new_binary;
+use jido_core::beneath::{self, Kind};
 use jido_core::path_guard::{self, PathPolicy, PinnedDir};
-use rustler::{Binary, Env, ResourceArc};
+use rustler::{Atom, Binary, Env, ResourceArc};
 use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
 use std::path::PathBuf;
@@ -78,4 +80,55 @@ fn path_canonicalize<'a>(env: Env<'a>, path: Binary<'a>) -> NifResult<Binary<'a>
 fn pin_identity(pin: ResourceArc<PinResource>) -> String {
     let (dev, ino) = pin.0.identity();
     format!("{dev}:{ino}")
+}
+
+// ---- files beneath a pin (the assistant's file tools) ---------------------
+
+fn kind_atom(kind: Kind) -> Atom {
+    match kind {
+        Kind::File => atoms::file(),
+        Kind::Directory => atoms::directory(),
+        Kind::Symlink => atoms::symlink(),
+        Kind::Other => atoms::other(),
+    }
+}
+
+/// `beneath_read(pin, relative_path, max_bytes) :: {:ok, binary} | {:error, reason}`
+#[rustler::nif(schedule = "DirtyIo")]
+fn beneath_read<'a>(
+    env: Env<'a>,
+    pin: ResourceArc<PinResource>,
+    rel: Binary<'a>,
+    max_bytes: u64,
+) -> NifResult<Binary<'a>> {
+    let bytes = beneath::read(&pin.0, path_of(&rel), max_bytes)?;
+    Ok(new_binary(env, &bytes))
+}
+
+/// `beneath_write(pin, relative_path, binary) :: :ok | {:error, reason}` —
+/// atomic and durable, missing parents created.
+#[rustler::nif(schedule = "DirtyIo")]
+fn beneath_write(pin: ResourceArc<PinResource>, rel: Binary, bytes: Binary) -> Done {
+    beneath::write(&pin.0, path_of(&rel), bytes.as_slice()).into()
+}
+
+/// `beneath_list(pin, relative_path) :: {:ok, [{name, kind}]} | {:error, reason}`
+#[rustler::nif(schedule = "DirtyIo")]
+fn beneath_list<'a>(
+    env: Env<'a>,
+    pin: ResourceArc<PinResource>,
+    rel: Binary<'a>,
+) -> NifResult<Vec<(Binary<'a>, Atom)>> {
+    let entries = beneath::list(&pin.0, path_of(&rel))?;
+    Ok(entries
+        .iter()
+        .map(|e| (new_binary(env, e.name.as_bytes()), kind_atom(e.kind)))
+        .collect())
+}
+
+/// `beneath_stat(pin, relative_path) :: {:ok, {kind, size, mode, mtime}} | {:error, reason}`
+#[rustler::nif(schedule = "DirtyIo")]
+fn beneath_stat(pin: ResourceArc<PinResource>, rel: Binary) -> NifResult<(Atom, u64, u32, i64)> {
+    let info = beneath::stat(&pin.0, path_of(&rel))?;
+    Ok((kind_atom(info.kind), info.size, info.mode, info.mtime))
 }

@@ -40,7 +40,9 @@ defmodule JidoCode.Adversarial.LoadTest do
       {:ok, [_]} = Persistence.list_persisted()
       {:ok, _} = Persistence.load(warm_id)
       {:ok, warm} = Persistence.resume(warm_id)
-      SessionSupervisor.stop_session(warm.id)
+      # Stopping saves the session again (as the original): drop that file.
+      :ok = SessionSupervisor.stop_session(warm.id)
+      :ok = Persistence.delete_persisted(warm.id)
 
       processes_before = length(Process.list())
       atoms_before = :erlang.system_info(:atom_count)
@@ -72,11 +74,12 @@ defmodule JidoCode.Adversarial.LoadTest do
           {result, ms} = timed(fn -> Persistence.resume(id) end)
           assert {:ok, %{id: ^id}} = result, "resume #{id}: #{inspect(result)}"
           :ok = SessionSupervisor.stop_session(id)
+          :ok = Persistence.delete_persisted(id)
           ms
         end
 
-      # Every resume deleted its file and every session was stopped: no file,
-      # temp file, registry entry, process or atom is left.
+      # Every session was resumed, stopped (saved again) and deleted: no
+      # file, temp file, registry entry, process or atom is left.
       assert File.ls!(Persistence.sessions_dir()) == []
       assert {:ok, []} = Persistence.list_persisted()
       assert SessionRegistry.list_all() == []
@@ -150,6 +153,7 @@ defmodule JidoCode.Adversarial.LoadTest do
       rl =
         start_rate_limiter!(
           limits: %{resume: %{limit: 5, window_ms: 30}},
+          global_limits: %{resume: false},
           sweep_interval_ms: 20
         )
 

@@ -34,7 +34,7 @@ defmodule JidoCode.Adversarial.RaceTest do
   directory of the same user renamed into place before validation passes
   every path rule — but a saved session records the device and inode of its
   project directory, and resume refuses any other directory at that path
-  (`:project_path_changed`); the fast test at the end shows it without a
+  (`:project_dir_replaced`); the fast test at the end shows it without a
   race.
   """
   use ExUnit.Case, async: false
@@ -43,7 +43,7 @@ defmodule JidoCode.Adversarial.RaceTest do
 
   alias JidoCode.{Native, SessionRegistry, SessionSupervisor}
   alias JidoCode.Session.{Persistence, State}
-  alias JidoCode.SessionTestHelpers.OsProcess
+  alias JidoCode.SessionTestHelpers.Swapper
   alias JidoCode.Tools.Security
 
   @attempts 300
@@ -86,7 +86,7 @@ defmodule JidoCode.Adversarial.RaceTest do
     File.rename!(project, Path.join(base, "original"))
     mkdir!(project)
 
-    assert {:error, :project_path_changed} = Persistence.resume(id)
+    assert {:error, :project_dir_replaced} = Persistence.resume(id)
     assert {:error, :not_found} = SessionRegistry.lookup(id)
     assert File.exists?(Persistence.session_file(id))
 
@@ -241,33 +241,11 @@ defmodule JidoCode.Adversarial.RaceTest do
 
   # -- The swapper (an OS process) ---------------------------------------------
 
-  defp start_swapper!(mode, target, aside, decoy) do
-    perl = System.find_executable("perl") || raise "perl is not on PATH"
-    script = OsProcess.script("swap_loop.pl")
-    swapper = OsProcess.start!(perl, [script, Atom.to_string(mode), target, aside, decoy], script)
-    OsProcess.await_line(swapper, &(&1 == "swapping"))
-    swapper
-  end
-
-  defp pause_swapper!(swapper) do
-    OsProcess.send_line(swapper, "p")
-    OsProcess.await_line(swapper, &(String.starts_with?(&1, "paused ") && &1))
-  end
-
-  defp hold_decoy!(swapper) do
-    OsProcess.send_line(swapper, "r")
-    OsProcess.send_line(swapper, "d")
-    OsProcess.await_line(swapper, &(&1 == "decoy"))
-  end
-
-  defp resume_swapper!(swapper), do: OsProcess.send_line(swapper, "r")
-
-  defp stop_swapper!(swapper) do
-    "paused " <> rounds = pause_swapper!(swapper)
-    OsProcess.send_line(swapper, "q")
-    assert OsProcess.await_exit(swapper) == 0
-    String.to_integer(rounds)
-  end
+  defp start_swapper!(mode, target, aside, decoy), do: Swapper.start!(mode, target, aside, decoy)
+  defp pause_swapper!(swapper), do: Swapper.pause!(swapper)
+  defp hold_decoy!(swapper), do: Swapper.hold_decoy!(swapper)
+  defp resume_swapper!(swapper), do: Swapper.resume(swapper)
+  defp stop_swapper!(swapper), do: Swapper.stop!(swapper)
 
   # -- Capturing the pins resume takes ---------------------------------------------
 

@@ -44,6 +44,7 @@ defmodule JidoCode.CLI.DemoTest do
     {id, _} = persist_session!(name: "mine")
     before = File.ls!(Path.join(home, "sessions"))
     secret = File.read!(Path.join(home, "machine_secret"))
+    marker = File.read(Path.join(home, "signatures_enforced"))
 
     assert {0, out} = run_cli(["demo"])
     [_, demo_home] = Regex.run(~r/^temporary home\s+(\S+)/m, out)
@@ -54,7 +55,7 @@ defmodule JidoCode.CLI.DemoTest do
     assert Application.get_env(:jido_code, :rate_limits) == rate_limits
     assert File.ls!(Path.join(home, "sessions")) == before
     assert File.read!(Path.join(home, "machine_secret")) == secret
-    refute File.exists?(Path.join(home, "signatures_enforced"))
+    assert File.read(Path.join(home, "signatures_enforced")) == marker
     assert {:ok, %{name: "mine"}} = JidoCode.Session.Persistence.load(id)
     assert SessionRegistry.list_all() == []
   end

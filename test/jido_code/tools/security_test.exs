@@ -181,7 +181,7 @@ defmodule JidoCode.Tools.SecurityTest do
     end
   end
 
-  describe "validate_path/2 (file tools)" do
+  describe "validate_path/3 (file tools, the original's contract)" do
     setup %{root: root} do
       project = mkdir!(Path.join(root, "project"))
       File.write!(Path.join(project, "README.md"), "hi")
@@ -210,30 +210,30 @@ defmodule JidoCode.Tools.SecurityTest do
     end
 
     test "../ escapes are refused", %{project: project} do
-      assert {:error, :path_escapes_project} = Security.validate_path("../secret", project)
-      assert {:error, :path_escapes_project} = Security.validate_path("lib/../../x", project)
+      assert {:error, :path_escapes_boundary} = Security.validate_path("../secret", project)
+      assert {:error, :path_escapes_boundary} = Security.validate_path("lib/../../x", project)
 
-      assert {:error, :path_escapes_project} =
+      assert {:error, :path_escapes_boundary} =
                Security.validate_path("../" <> Path.basename(project) <> "2/x", project)
 
       # `..` after a missing directory is refused rather than guessed at.
-      assert {:error, :path_escapes_project} = Security.validate_path("new/../../x", project)
-      assert {:error, :path_escapes_project} = Security.validate_path("new/../x", project)
+      assert {:error, :path_escapes_boundary} = Security.validate_path("new/../../x", project)
+      assert {:error, :path_escapes_boundary} = Security.validate_path("new/../x", project)
 
-      assert {:error, :path_escapes_project} = Security.validate_path_safe("../secret", project)
+      assert {:error, :path_escapes_boundary} = Security.validate_path_safe("../secret", project)
     end
 
     test "an absolute path outside the project is refused", %{project: project, root: root} do
       File.write!(Path.join(root, "outside.txt"), "x")
 
-      assert {:error, :path_escapes_project} =
+      assert {:error, :path_outside_boundary} =
                Security.validate_path(Path.join(root, "outside.txt"), project)
 
-      assert {:error, :path_escapes_project} = Security.validate_path("/etc/passwd", project)
+      assert {:error, :path_outside_boundary} = Security.validate_path("/etc/passwd", project)
       # A sibling sharing the project's name as a string prefix is outside.
       sibling = mkdir!(project <> "2")
 
-      assert {:error, :path_escapes_project} =
+      assert {:error, :path_outside_boundary} =
                Security.validate_path(Path.join(sibling, "f"), project)
     end
 
@@ -272,7 +272,7 @@ defmodule JidoCode.Tools.SecurityTest do
       File.ln_s!("../outside/new", Path.join(project, "dangling"))
 
       for path <- ["out", "out/data", "out/new_file", "data_link", "dangling", "dangling/x"] do
-        assert {:error, :path_escapes_project} = Security.validate_path(path, project), path
+        assert {:error, :symlink_escapes_boundary} = Security.validate_path(path, project), path
       end
     end
 
@@ -298,9 +298,159 @@ defmodule JidoCode.Tools.SecurityTest do
       assert {:error, :invalid_path} = Security.validate_path("x", nil)
     end
 
+    test "URL-encoded traversal and the project's settings file are refused, as in the original",
+         %{project: project} do
+      for path <- ["%2e%2e%2fetc/passwd", "..%2Fx", "a/%252E%252E%252Fb"] do
+        assert {:error, :path_escapes_boundary} =
+                 Security.validate_path(path, project, log_violations: false),
+               path
+      end
+
+      assert {:error, :protected_settings_file} =
+               Security.validate_path(".jido_code/settings.json", project)
+
+      assert {:ok, _} = Security.validate_path(".jido_code/other.json", project)
+      assert {:ok, ^project} = Security.validate_path("", project)
+    end
+
+    test "violations are logged unless log_violations: false", %{project: project} do
+      import ExUnit.CaptureLog
+
+      assert capture_log(fn -> Security.validate_path("../x", project) end) =~
+               "Security violation: :path_escapes_boundary"
+
+      assert capture_log(fn ->
+               Security.validate_path("../x", project, log_violations: false)
+             end) == ""
+    end
+
+    test "validate_realpath/3 flags an existing path that resolves outside", %{
+      project: project,
+      root: root
+    } do
+      File.ln_s!(root, Path.join(project, "up"))
+      assert Security.validate_realpath(Path.join(project, "README.md"), project) == :ok
+      assert Security.validate_realpath(Path.join(project, "missing"), project) == :ok
+
+      assert Security.validate_realpath(Path.join(project, "up"), project, log_violations: false) ==
+               {:error, :symlink_escapes_boundary}
+    end
+
+    test "within_boundary?/2 and resolve_path/2 are the original's lexical helpers",
+         %{project: project} do
+      assert Security.within_boundary?(Path.join(project, "a/../b"), project)
+      refute Security.within_boundary?(project <> "2/x", project)
+      assert Security.resolve_path("a/../b", project) == Path.join(project, "b")
+    end
+
     test "a project root that does not exist is reported", %{root: root} do
       assert {:error, :project_path_not_found} =
                Security.validate_path("x", Path.join(root, "missing"))
+    end
+  end
+
+  describe "files of a running session (through its pin)" do
+    setup %{root: root} do
+      on_exit(&stop_all_sessions/0)
+      project = mkdir!(Path.join(root, "project"))
+      File.write!(Path.join(project, "README.md"), "hello")
+      session = create_session!(project_path: project)
+      {:ok, project: project, session: session}
+    end
+
+    test "read, write, list and stat work on paths relative to the project",
+         %{session: session, project: project} do
+      assert Security.read(session, "README.md") == {:ok, "hello"}
+      assert Security.write(session.id, "lib/new.ex", ["defmodule", " X"]) == :ok
+      assert File.read!(Path.join(project, "lib/new.ex")) == "defmodule X"
+      assert {:ok, [{"README.md", :file}, {"lib", :directory}]} = Security.list(session)
+      assert {:ok, %{type: :file, size: 5}} = Security.stat(session, "README.md")
+      assert {:ok, %{type: :directory}} = Security.stat(session, ".")
+    end
+
+    test "escapes, absolute paths, symlinks and the home are refused",
+         %{session: session, project: project, root: root} do
+      File.ln_s!(root, Path.join(project, "out"))
+      File.write!(Path.join(root, "secret.txt"), "outside")
+
+      assert Security.read(session, "../secret.txt") == {:error, :path_escapes_boundary}
+      assert Security.read(session, Path.join(root, "secret.txt")) == {:error, :path_not_relative}
+      assert Security.read(session, "out/secret.txt") == {:error, :path_symlink}
+      assert Security.write(session, "out/planted", "x") == {:error, :path_symlink}
+      assert Security.read(session, "a\0b") == {:error, :invalid_path}
+      assert Security.read(session, "missing") == {:error, :not_found}
+      refute File.exists?(Path.join(root, "planted"))
+    end
+
+    test "a project that contains the JidoCode home never reaches into it", %{root: root} do
+      project = mkdir!(Path.join(root, "with_home"))
+      home = mkdir!(Path.join(project, ".jido_code"))
+      put_persistence(home: home)
+      File.write!(Path.join(home, "machine_secret"), :binary.copy("k", 32))
+      session = create_session!(project_path: project)
+
+      assert Security.read(session, ".jido_code/machine_secret") == {:error, :path_in_jido_home}
+      assert Security.list(session, ".jido_code") == {:error, :path_in_jido_home}
+    end
+
+    test "a session that is not running has no files", %{session: session} do
+      :ok = JidoCode.SessionSupervisor.stop_session(session.id)
+      assert Security.read(session, "README.md") == {:error, :session_not_running}
+      assert Security.list(uuid()) == {:error, :session_not_running}
+    end
+
+    test "validate_path/2 refuses a session's root that no longer leads to its pin",
+         %{session: session, project: project, root: root} do
+      assert {:ok, _} = Security.validate_path("README.md", project)
+      decoy = mkdir!(Path.join(root, "decoy"))
+      File.rename!(project, Path.join(root, "moved"))
+      File.ln_s!(decoy, project)
+
+      assert Security.validate_path("README.md", project) == {:error, :project_path_changed}
+      # The pin still reaches the project, wherever it now is.
+      assert Security.read(session, "README.md") == {:ok, "hello"}
+    end
+  end
+
+  describe "atomic_read/3 and atomic_write/4 (the original's, through a pin)" do
+    setup %{root: root} do
+      project = mkdir!(Path.join(root, "project"))
+      File.write!(Path.join(project, "README.md"), "hi")
+      {:ok, project: project}
+    end
+
+    test "read and write files of a project that is not a running session",
+         %{project: project} do
+      assert Security.atomic_read("README.md", project) == {:ok, "hi"}
+      assert Security.atomic_write("lib/a/b.ex", "code", project) == :ok
+      assert File.read!(Path.join(project, "lib/a/b.ex")) == "code"
+      assert Security.atomic_read("missing", project) == {:error, :enoent}
+      assert Security.atomic_read("lib", project) == {:error, :eisdir}
+
+      assert {:error, :path_escapes_boundary} =
+               Security.atomic_write("../x", "x", project, log_violations: false)
+    end
+
+    test "a symlink inside the project staying inside is followed, as validate_path/3 does",
+         %{project: project} do
+      File.ln_s!("README.md", Path.join(project, "LINK"))
+      assert Security.atomic_read("LINK", project) == {:ok, "hi"}
+    end
+
+    test "a running session's project goes through the session's pin",
+         %{project: project, root: root} do
+      on_exit(&stop_all_sessions/0)
+      create_session!(project_path: project)
+      assert Security.atomic_write("notes.txt", "mine", project) == :ok
+
+      File.rename!(project, Path.join(root, "moved"))
+      File.ln_s!(mkdir!(Path.join(root, "decoy")), project)
+
+      assert Security.atomic_write("notes.txt", "x", project, log_violations: false) ==
+               {:error, :project_path_changed}
+
+      refute File.exists?(Path.join(root, "decoy/notes.txt"))
+      assert File.read!(Path.join(root, "moved/notes.txt")) == "mine"
     end
   end
 end

@@ -132,7 +132,10 @@ defmodule JidoCode.NativeFuzz do
     project = Path.join(dir, "project")
     File.mkdir_p!(project)
     pin = pin_or_ref(Native.path_pin(project, nil, []))
-    {:ok, limiter_lock} = Native.session_lock(session)
+    {:ok, lock} = Native.session_lock(session)
+    home = Path.join(dir, "home")
+    File.mkdir_p!(home)
+    File.chmod!(home, 0o700)
     limiter = Native.limiter_new()
     quota = {5, 60_000}
 
@@ -153,9 +156,13 @@ defmodule JidoCode.NativeFuzz do
       session_save: [session, doc, key, 10 * @mib, 64],
       session_list: [sessions, 10 * @mib, 64],
       session_lock: [session],
-      session_lock_load: [limiter_lock, key, 10 * @mib, 64, true],
-      session_lock_release: [limiter_lock],
-      session_lock_remove: [limiter_lock],
+      session_lock_load: [lock, key, 10 * @mib, 64, true],
+      session_lock_set_aside: [lock],
+      session_lock_restore: [lock],
+      session_lock_discard: [lock],
+      session_lock_release: [lock],
+      session_lock_remove: [lock],
+      home_check: [home, false],
       recover_set_aside_files: [sessions],
       path_validate: [project, nil, []],
       path_pin: [project, nil, []],
@@ -163,6 +170,10 @@ defmodule JidoCode.NativeFuzz do
       pin_path: [pin],
       pin_identity: [pin],
       path_canonicalize: [project],
+      beneath_read: [pin, "file.txt", 10 * @mib],
+      beneath_write: [pin, "file.txt", json],
+      beneath_list: [pin, "."],
+      beneath_stat: [pin, "file.txt"],
       limiter_check_and_record: [limiter, "resume", "key", quota, quota],
       limiter_check: [limiter, "resume", "key", quota, nil],
       limiter_record: [limiter, "resume", "key", quota, quota],

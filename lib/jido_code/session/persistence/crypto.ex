@@ -19,12 +19,16 @@ defmodule JidoCode.Session.Persistence.Crypto do
   require Logger
 
   alias JidoCode.{Config, Native}
+  alias JidoCode.Session.Persistence.Migration
 
   @doc """
   The signing key for the current configuration, derived on first use.
 
   Creates the machine secret when missing. A secret readable or writable by
   group/other is refused: `{:error, {:insecure_secret_permissions, mode}}`.
+  The home directory holding it must be ours and not writable by group or
+  other: a writable one is repaired with a warning, one owned by someone else
+  is refused (`{:error, {:insecure_home, reason}}`).
   """
   @spec key() :: {:ok, reference()} | {:error, term()}
   def key do
@@ -33,6 +37,42 @@ defmodule JidoCode.Session.Persistence.Crypto do
     case :persistent_term.get({__MODULE__, spec}, nil) do
       nil -> derive(spec)
       key -> {:ok, key}
+    end
+  end
+
+  # The home holds the secret and the enforcement marker: whoever can write
+  # it can replace both. Owned by us and closed to group/other writes, or
+  # nothing is signed or verified; a writable one is repaired, with a warning.
+  defp check_home(home) do
+    case Native.home_check(home, true) do
+      {:ok, {:repaired, mode}} ->
+        Logger.warning(
+          "JidoCode home #{home} was writable by others (mode #{Integer.to_string(mode, 8)}); " <>
+            "removed group/other write permission",
+          operation: :key_derivation,
+          outcome: :repaired
+        )
+
+        :ok
+
+      {:ok, _secure_or_missing} ->
+        :ok
+
+      {:error, {:insecure_home, why}} = error ->
+        Logger.error("JidoCode home #{home} #{why}: refusing to use it",
+          operation: :key_derivation,
+          outcome: :refused
+        )
+
+        error
+
+      {:error, reason} = error ->
+        Logger.error("cannot check JidoCode home #{home}: #{inspect(reason)}",
+          operation: :key_derivation,
+          outcome: :error
+        )
+
+        error
     end
   end
 
@@ -185,17 +225,27 @@ defmodule JidoCode.Session.Persistence.Crypto do
     end
   end
 
-  defp derive({secret_path, salt, hostname} = spec) do
+  defp derive({secret_path, _salt, _hostname} = spec) do
+    with :ok <- check_home(Path.dirname(secret_path)) do
+      load_key(spec)
+    end
+  end
+
+  defp load_key({secret_path, salt, hostname} = spec) do
     case Native.signing_key_load(secret_path, salt, hostname, false) do
       {:ok, {key, key_id, origin}} ->
+        :persistent_term.put({__MODULE__, spec}, key)
+
         if origin == :created do
           Logger.notice("created machine secret #{secret_path}",
             operation: :key_derivation,
             key_id: key_id
           )
+
+          # Decides the enforcement marker for the new secret.
+          Migration.secret_created(key)
         end
 
-        :persistent_term.put({__MODULE__, spec}, key)
         {:ok, key}
 
       {:error, {:insecure_secret_permissions, mode}} = error ->
