@@ -22,20 +22,6 @@
 //! * **Invalid UTF-8, lone surrogate escapes (`"\ud800"`), control characters
 //!   in strings, numbers that overflow a double (`1e400`) and trailing data**
 //!   are refused — serde_json's own strict grammar.
-//!
-//! Parsing is driven by `serde_json` with a [`serde::de::DeserializeSeed`]
-//! that carries the current depth, so there is no intermediate
-//! `serde_json::Value` and no second pass over the bytes.
-//!
-//! The tree is generic over how it holds strings ([`Node`]): [`parse`] gives
-//! the owned [`Value`]; [`parse_borrowed`] gives a [`Document`] whose strings
-//! and keys point into the input wherever the JSON spelled them without an
-//! escape, and are copied only where an escape had to be decoded. Both come
-//! from the same grammar and the same rules, so they accept and refuse exactly
-//! the same documents. Loading a session uses the borrowed form: most of a
-//! session is string data, and not copying it is most of what the load can
-//! save over a plain owned parse.
-//!
 //! * **Integer literals outside ±(2^53−1) are refused whatever their
 //!   length.** serde_json hands a literal beyond the 64-bit range
 //!   (`18446744073709551617`, a 301-digit literal) over as a double,
@@ -49,6 +35,22 @@
 //!   plus [`MIN_VALUE_BUDGET`]), so a file of tiny values (`[0,0,0,…]`) is
 //!   refused after a bounded amount of tree, instead of costing tens of times
 //!   its size before anything else can reject it.
+//!
+//! Parsing is driven by `serde_json` with a [`serde::de::DeserializeSeed`]
+//! that carries the current depth, so there is no intermediate
+//! `serde_json::Value` and no second pass over the bytes (except the scan of
+//! number tokens, for the rare document holding an integral double of 2^53
+//! or more).
+//!
+//! The tree is generic over how it holds strings ([`Node`]): [`parse`] gives
+//! the owned [`Value`]; [`parse_borrowed`] gives a [`Document`] whose strings
+//! and keys point into the input wherever the JSON spelled them without an
+//! escape, and are copied only where an escape had to be decoded. Both come
+//! from the same grammar and the same rules, so they accept and refuse exactly
+//! the same documents. Loading a session goes one step further with
+//! [`parse_packed`]: strings stay in the file's own buffer, escaped ones
+//! decoded in place there, so most of a session (its string data) is never
+//! copied.
 //!
 //! ```
 //! use jido_core::json::{self, Layout, Value};
