@@ -27,7 +27,8 @@ defmodule JidoCode.RateLimitTest do
       assert {:error, :rate_limit_exceeded, _} = RateLimit.check_and_record(:resume, huge, rl)
       assert :ok = RateLimit.check_and_record(:resume, other, rl)
       assert :ok = RateLimit.check_and_record(:resume, {:tuple, huge}, rl)
-      assert %{keys: 3, memory_bytes: bytes} = RateLimit.stats(rl)
+      # Three windows (and the global one, if configured): a few KiB in all.
+      assert %{memory_bytes: bytes} = RateLimit.stats(rl)
       assert bytes < 64 * 1024
     end
 
