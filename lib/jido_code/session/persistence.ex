@@ -35,8 +35,17 @@ defmodule JidoCode.Session.Persistence do
 
   require Logger
 
-  alias JidoCode.{Config, Native, RateLimit, Session, SessionRegistry, SessionSupervisor}
-  alias JidoCode.Session.Persistence.{Crypto, Migration, Schema, Serialization, Server}
+  alias JidoCode.{Config, Native, Session, SessionRegistry, SessionSupervisor}
+
+  alias JidoCode.Session.Persistence.{
+    Crypto,
+    Inspection,
+    Migration,
+    Schema,
+    Serialization,
+    Server
+  }
+
   alias JidoCode.Session.State
   alias JidoCode.Tools.Security
 
@@ -48,6 +57,7 @@ defmodule JidoCode.Session.Persistence do
           closed_at: String.t(),
           created_at: String.t() | nil,
           updated_at: String.t() | nil,
+          key_id: String.t() | nil,
           size: non_neg_integer()
         }
 
@@ -334,7 +344,12 @@ defmodule JidoCode.Session.Persistence do
     end
   end
 
-  defp accept_loaded({:ok, {document, signature_state, _size}}, session_id, path) do
+  @doc false
+  # The acceptance half of every load path (here, the inspection and
+  # resume): signature policy, id match, schema — on what the NIF returned.
+  @spec accept_loaded(term(), String.t(), Path.t()) ::
+          {:ok, map(), :signed | :unsigned} | {:error, term()}
+  def accept_loaded({:ok, {document, signature_state, _size}}, session_id, path) do
     result =
       with :ok <- check_signature_policy(signature_state, session_id, path),
            :ok <- check_document_id(document, session_id),
@@ -345,7 +360,7 @@ defmodule JidoCode.Session.Persistence do
     log_rejection(result, session_id)
   end
 
-  defp accept_loaded({:error, reason}, session_id, _path) do
+  def accept_loaded({:error, reason}, session_id, _path) do
     {:error, load_error(reason)} |> log_rejection(session_id)
   end
 
@@ -446,6 +461,7 @@ defmodule JidoCode.Session.Persistence do
       closed_at: members["closed_at"],
       created_at: members["created_at"],
       updated_at: members["updated_at"],
+      key_id: members["key_id"],
       size: size
     }
 
@@ -575,39 +591,35 @@ defmodule JidoCode.Session.Persistence do
           {:ok, Session.t()} | {:error, term()} | {:error, :rate_limit_exceeded, pos_integer()}
   def resume(session_id) do
     result =
-      with :ok <- check_id(session_id),
-           :ok <- RateLimit.check_and_record(:resume, session_id),
-           {:ok, lock} <- lock_session_file(session_id) do
-        try do
-          resume_locked(session_id, lock)
-        after
-          Native.session_lock_release(lock)
-        end
+      with :ok <- check_id(session_id) do
+        Inspection.resume_checked(session_id, &start_and_restore/1)
       end
 
     log_outcome(result, :resume, session_id)
     result
   end
 
-  defp lock_session_file(session_id) do
-    case Native.session_lock(session_file(session_id)) do
-      {:ok, lock} -> {:ok, lock}
-      {:error, :locked} -> {:error, :resume_in_progress}
-      {:error, reason} -> {:error, load_error(reason)}
-    end
-  end
+  @doc """
+  The checks `resume/1` makes, in its order, without starting anything,
+  recording a rate-limit attempt or deleting the file — the same check list
+  `resume/1` runs. See `JidoCode.Session.Persistence.Inspection.check_resume/1`.
+  """
+  @spec check_resume(String.t()) ::
+          {:ok, Inspection.resume_report()} | {:error, :invalid_session_id}
+  defdelegate check_resume(session_id), to: Inspection
 
-  defp resume_locked(session_id, lock) do
-    with {:ok, key} <- Crypto.key(),
-         {:ok, persisted, _signature_state} <-
-           lock
-           |> Native.session_lock_load(key, Config.max_file_size(), Config.max_json_depth())
-           |> accept_loaded(session_id, session_file(session_id)),
-         {:ok, pin} <- Security.pin_project_path(persisted.project_path),
-         :ok <- Security.check_identity(pin, persisted.project_dir_id),
-         {:ok, session} <- rebuild_session(persisted),
-         {:ok, _pid} <- SessionSupervisor.start_session(session) do
-      Logger.info("session processes started", session_id: session_id, operation: :resume)
+  @doc """
+  Structured findings on one session file: file type, permissions, size,
+  signature, id, schema, project path. Creates nothing. See
+  `JidoCode.Session.Persistence.Inspection.inspect_session/1`.
+  """
+  @spec inspect_session(String.t()) :: {:ok, Inspection.report()} | {:error, :invalid_session_id}
+  defdelegate inspect_session(session_id), to: Inspection
+
+  # After every check passed, with the file locked and the directory pinned.
+  defp start_and_restore(%{session: session, persisted: persisted, pin: pin, lock: lock}) do
+    with {:ok, _pid} <- SessionSupervisor.start_session(session) do
+      Logger.info("session processes started", session_id: session.id, operation: :resume)
 
       case restore(session, persisted, pin, lock) do
         :ok ->

@@ -36,6 +36,27 @@ defmodule JidoCode.Session.Persistence.Crypto do
     end
   end
 
+  @doc """
+  The signing key if this installation already has a machine secret, without
+  creating anything: `{:error, :no_machine_secret}` when there is none. For
+  read-only callers (listing, verifying, checking a resume), which must not
+  leave a secret behind in a home that had none.
+  """
+  @spec existing_key() :: {:ok, reference()} | {:error, term()}
+  def existing_key do
+    {secret_path, salt, hostname} = spec = key_spec()
+
+    with nil <- :persistent_term.get({__MODULE__, spec}, nil),
+         {:ok, {key, _key_id, _origin}} <- Native.signing_key_open(secret_path, salt, hostname) do
+      :persistent_term.put({__MODULE__, spec}, key)
+      {:ok, key}
+    else
+      {:error, :not_found} -> {:error, :no_machine_secret}
+      {:error, _} = error -> error
+      key -> {:ok, key}
+    end
+  end
+
   @doc "The public fingerprint (`key_id`) of the current signing key."
   @spec key_id() :: {:ok, String.t()} | {:error, term()}
   def key_id do
