@@ -1,6 +1,6 @@
 defmodule JidoCode.CLI.CleanupCommand do
   @moduledoc """
-  `mix jido.sessions cleanup --days N [--dry-run]` — deletes sessions closed
+  `./jido cleanup --days N [--dry-run]` — deletes sessions closed
   more than N days ago (`JidoCode.Session.Persistence.cleanup/1`). With
   `--dry-run` it lists what would be deleted and deletes nothing.
   """
@@ -17,12 +17,12 @@ defmodule JidoCode.CLI.CleanupCommand do
   def summary, do: "Delete sessions closed more than N days ago (--dry-run to preview)"
 
   @impl true
-  def needs_store?, do: true
+  def needs_store?(_argv), do: true
 
   @impl true
   def usage do
     """
-    mix jido.sessions cleanup --days N [--dry-run]
+    ./jido cleanup --days N [--dry-run]
 
     Deletes every session closed more than N days ago. Running sessions and
     sessions whose closing time cannot be read are kept; files the listing

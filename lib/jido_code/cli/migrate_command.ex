@@ -1,6 +1,6 @@
 defmodule JidoCode.CLI.MigrateCommand do
   @moduledoc """
-  `mix jido.sessions migrate` — runs
+  `./jido migrate` — runs
   `JidoCode.Session.Persistence.Migration.run/0`: signs every valid unsigned
   (legacy) session file in place, then records that signatures are enforced.
   Reports what was signed and what was skipped (invalid files are left alone:
@@ -18,12 +18,12 @@ defmodule JidoCode.CLI.MigrateCommand do
   def summary, do: "Sign legacy unsigned files, then enforce signatures"
 
   @impl true
-  def needs_store?, do: true
+  def needs_store?(_argv), do: true
 
   @impl true
   def usage do
     """
-    mix jido.sessions migrate
+    ./jido migrate
 
     Signs every valid unsigned (legacy) session file under this installation's
     key, then enforces signatures: from then on an unsigned file — legacy or

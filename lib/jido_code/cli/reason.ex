@@ -55,21 +55,43 @@ defmodule JidoCode.CLI.Reason do
   def short({:insecure_secret_permissions, _}), do: "secret refused"
   def short({:invalid_machine_secret, _}), do: "secret refused"
   def short({:io_error, _}), do: "unreadable"
-  def short(reason), do: if(schema_error?(reason), do: "bad schema", else: code(reason))
-
-  defp schema_error?({tag, _}) when tag in [:missing_fields, :unsupported_version], do: true
-  defp schema_error?({:invalid_element, _, _}), do: true
-  defp schema_error?({:invalid_timestamp, _, _}), do: true
-
-  defp schema_error?(reason) when is_tuple(reason) do
-    reason |> elem(0) |> is_atom() and reason |> elem(0) |> Atom.to_string() =~ ~r/^invalid_/
-  end
-
-  defp schema_error?(_), do: false
+  def short(:no_machine_secret), do: "no key here"
+  def short(reason), do: code(reason)
 
   # -- Sentences ---------------------------------------------------------------
 
   defp text(:not_found), do: "no such session file"
+  defp text(:directory_not_found), do: "the directory does not exist"
+
+  defp text(:no_machine_secret),
+    do:
+      "this home has no machine secret, so no signature can be checked (nothing was ever saved here)"
+
+  defp text(:application_not_running),
+    do:
+      "not checked from the CLI: it belongs to the running JidoCode application, not this process"
+
+  defp text({:failed, check}),
+    do: "not checked: the #{String.replace(to_string(check), "_", " ")} check failed"
+
+  defp text({:insecure_permissions, mode}),
+    do: "mode #{Output.mode(mode)} gives group/others access"
+
+  defp text({:readable_by_others, mode}),
+    do: "mode #{Output.mode(mode)} lets group/others read it; 0700 is advised"
+
+  defp text(:missing), do: "does not exist"
+  defp text(:not_a_directory), do: "is not a directory"
+
+  defp text(:not_enforced),
+    do: "not enforced yet: an unsigned file is still accepted; run `migrate`"
+
+  defp text(:unsigned),
+    do: "unsigned legacy file, accepted until signatures are enforced (`migrate`)"
+
+  defp text(:temp_file), do: "temp file of an interrupted save (removed at the next start)"
+  defp text(:not_a_session_file), do: "not a session file name (ignored by the store)"
+  defp text({:planted, type}), do: "a #{type} in the sessions directory (planted?)"
   defp text(:invalid_session_id), do: "not a session id (a UUID v4 is expected)"
 
   defp text(:signature_verification_failed),
@@ -117,6 +139,10 @@ defmodule JidoCode.CLI.Reason do
   defp text(:rate_limit_exceeded), do: "too many resume attempts"
   defp text(:resume_in_progress), do: "another process is resuming this session right now"
   defp text(:session_exists), do: "a session with this id is already running"
+
+  defp text(:session_file_exists),
+    do: "a session with this id is already stored here (--force replaces it)"
+
   defp text(:project_already_open), do: "another running session has this project open"
   defp text(:session_limit_reached), do: "the session limit is reached"
   defp text(:session_too_large), do: "the session would exceed the file size limit"

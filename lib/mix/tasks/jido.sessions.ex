@@ -19,6 +19,16 @@ defmodule Mix.Tasks.Jido.Sessions do
   The store's log lines are hidden (the commands report what matters);
   `--verbose` anywhere on the command line shows them.
 
+  ## The user's directory
+
+  Mix runs in the checkout, but paths on the command line (`export -o
+  out.json`, `import mine.json`, a relative `JIDO_CODE_HOME`) mean what they
+  mean where the user typed them: when `JIDO_CALLER_CWD` is set (`./jido`
+  sets it to the directory it was run from), the task changes to that
+  directory once the project is compiled and loaded, before the command
+  runs. Build output goes to standard error (or nowhere), never into a
+  command's standard output.
+
   Exit status: 0 ok, 1 problems found or the operation failed, 2 usage error.
   Errors are one line on standard error. Colour only on a terminal and never
   with `NO_COLOR` set; progress (on standard error) only on a terminal.
@@ -37,14 +47,43 @@ defmodule Mix.Tasks.Jido.Sessions do
     unless verbose?, do: Logger.configure(level: :none)
 
     # Compile and load the configuration (JIDO_CODE_HOME is read by
-    # config/runtime.exs) but do not start the application: the commands
-    # start it themselves, and `demo` must first point it at a temporary home.
-    Mix.Task.run("app.config")
+    # config/runtime.exs) but do not start the application: only commands
+    # that write start it, and `demo` must first point it at a temporary
+    # home. Compiler chatter would end up in the command's output (`--json`,
+    # `export` to stdout); errors still reach standard error.
+    shell = Mix.shell()
+    Mix.shell(Mix.Shell.Quiet)
 
-    {status, out, err} = JidoCode.CLI.run(argv)
+    try do
+      Mix.Task.run("app.config")
+    after
+      Mix.shell(shell)
+    end
+
+    {status, out, err} =
+      case enter_caller_cwd() do
+        :ok -> JidoCode.CLI.run(argv)
+        {:error, message} -> {2, [], ["error: ", message, ?\n]}
+      end
+
     IO.write(out)
     IO.write(:stderr, err)
     if status != 0, do: exit({:shutdown, status})
+  end
+
+  # Code paths are absolute once the project is loaded, so leaving the
+  # checkout changes nothing but how relative paths resolve.
+  defp enter_caller_cwd do
+    case System.get_env("JIDO_CALLER_CWD") do
+      dir when dir in [nil, ""] ->
+        :ok
+
+      dir ->
+        case File.cd(dir) do
+          :ok -> :ok
+          {:error, reason} -> {:error, "cannot enter #{dir}: #{:file.format_error(reason)}"}
+        end
+    end
   end
 
   defp take_verbose(argv) do

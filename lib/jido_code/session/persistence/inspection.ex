@@ -177,12 +177,24 @@ defmodule JidoCode.Session.Persistence.Inspection do
   defp file_type_reason(:symlink), do: :symlink
   defp file_type_reason(_type), do: :not_regular_file
 
-  defp load_findings(session_id, path) do
-    with {:ok, key} <- Crypto.existing_key(),
-         {:ok, session, state} <-
-           path
-           |> Native.session_load(key, Config.max_file_size(), Config.max_json_depth())
-           |> Persistence.accept_loaded(session_id, path) do
+  @doc """
+  `load/1` with the key this installation already has: the same pipeline
+  (size gate, signature, policy, id, schema), but with no machine secret it
+  is `{:error, :no_machine_secret}` instead of creating one.
+  """
+  @spec load_existing(String.t()) :: {:ok, map(), :signed | :unsigned} | {:error, term()}
+  def load_existing(session_id) do
+    path = Persistence.session_file(session_id)
+
+    with {:ok, key} <- Crypto.existing_key() do
+      path
+      |> Native.session_load(key, Config.max_file_size(), Config.max_json_depth())
+      |> Persistence.accept_loaded(session_id, path)
+    end
+  end
+
+  defp load_findings(session_id, _path) do
+    with {:ok, session, state} <- load_existing(session_id) do
       {[
          signature_finding(state),
          finding(:id, :ok, nil, session_id),

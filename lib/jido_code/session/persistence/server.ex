@@ -86,7 +86,7 @@ defmodule JidoCode.Session.Persistence.Server do
   @doc "Forgets that `path` was warned about (its file was deleted or re-signed)."
   @spec forget_warning(Path.t()) :: :ok
   def forget_warning(path) do
-    :ets.delete(@warned, path)
+    if :ets.whereis(@warned) != :undefined, do: :ets.delete(@warned, path)
     :ok
   end
 
