@@ -23,7 +23,7 @@ defmodule JidoCode.CLI.ListCommand do
   @impl true
   def usage do
     """
-    jido list [--project DIR] [--json]
+    ./jido list [--project DIR] [--json]
 
     Lists the sessions in the sessions directory, newest first: id, name,
     project, closed (UTC), size and what the listing can tell of the signature
@@ -115,7 +115,7 @@ defmodule JidoCode.CLI.ListCommand do
   defp unlisted([]), do: []
 
   defp unlisted(ids),
-    do: "#{plural(length(ids), "session file")} could not be listed (see `jido verify`)\n"
+    do: "#{plural(length(ids), "session file")} could not be listed (see `./jido verify`)\n"
 
   defp signature_cell(:our_key), do: {"our key", :ok}
   defp signature_cell(:foreign_key), do: {"foreign", :bad}

@@ -91,7 +91,7 @@ defmodule JidoCode.CLI.Reason do
 
   defp text(:temp_file), do: "temp file of an interrupted save (removed at the next start)"
   defp text(:not_a_session_file), do: "not a session file name (ignored by the store)"
-  defp text({:planted, type}), do: "a #{type} in the sessions directory (planted?)"
+  defp text({:planted, type}), do: "a #{type_name(type)} in the sessions directory (planted?)"
   defp text(:invalid_session_id), do: "not a session id (a UUID v4 is expected)"
 
   defp text(:signature_verification_failed),
@@ -176,4 +176,8 @@ defmodule JidoCode.CLI.Reason do
     do: reason |> Atom.to_string() |> String.replace("_", " ")
 
   defp text(reason), do: Output.truncate(inspect(reason), 200)
+
+  defp type_name(:symlink), do: "symbolic link"
+  defp type_name(:other), do: "FIFO or socket"
+  defp type_name(type), do: to_string(type)
 end

@@ -91,7 +91,10 @@ defmodule JidoCode.CLI.ShowCommand do
   defp unlisted_reason(id) do
     {:ok, report} = Persistence.inspect_session(id)
 
-    case Enum.find(report.findings, &(&1.status == :problem)) do
+    # The listing skips for what it reads, not for the file's mode.
+    problems = Enum.filter(report.findings, &(&1.status == :problem))
+
+    case Enum.find(problems, &(&1.check != :permissions)) || List.first(problems) do
       %{reason: reason} -> Reason.describe(reason)
       nil -> "its metadata is unreadable"
     end

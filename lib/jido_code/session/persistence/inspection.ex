@@ -213,8 +213,9 @@ defmodule JidoCode.Session.Persistence.Inspection do
 
   defp signature_finding(:signed), do: finding(:signature, :ok, nil, :signed)
 
-  # Accepted only because signatures are not enforced yet.
-  defp signature_finding(:unsigned), do: finding(:signature, :warning, :unsigned, :unsigned)
+  # Loads only because signatures are not enforced yet: a problem to fix
+  # (`migrate`), though resume would still accept it.
+  defp signature_finding(:unsigned), do: finding(:signature, :problem, :unsigned, :unsigned)
 
   defp project_finding(session) do
     case Security.validate_session_project(session.project_path, session.project_dir_id) do
@@ -240,8 +241,8 @@ defmodule JidoCode.Session.Persistence.Inspection do
 
   defp signature_state(findings) do
     case Enum.find(findings, &(&1.check == :signature)) do
+      %{value: :unsigned} -> :unsigned
       %{status: :ok} -> :signed
-      %{status: :warning} -> :unsigned
       %{status: :problem} -> :invalid
       _ -> :not_checked
     end

@@ -160,7 +160,6 @@ defmodule JidoCode.Session.Persistence.Transfer do
       {:ok, {document, verdict, size}} -> {:ok, document, verdict, size}
       # The file to import is a plain file named by the user, not a session.
       {:error, :not_found} -> {:error, :enoent, known}
-      {:error, {:file_too_large, _}} -> {:error, :file_too_large, known}
       {:error, reason} -> {:error, reason, known}
     end
   end
