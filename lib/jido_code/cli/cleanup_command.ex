@@ -7,8 +7,8 @@ defmodule JidoCode.CLI.CleanupCommand do
   @behaviour JidoCode.CLI.Command
 
   alias JidoCode.CLI.{Command, Output, Reason}
-  alias JidoCode.SessionRegistry
   alias JidoCode.Session.Persistence
+  alias JidoCode.Session.Persistence.Inspection
 
   @impl true
   def name, do: "cleanup"
@@ -96,21 +96,9 @@ defmodule JidoCode.CLI.CleanupCommand do
     end
   end
 
-  # The same selection cleanup/1 makes, so the preview matches.
+  # The selection cleanup/1 deletes, so the preview matches it.
   defp candidates(days) do
-    cutoff = DateTime.add(DateTime.utc_now(), -days * 86_400, :second)
-
-    with {:ok, sessions} <- Persistence.list_persisted() do
-      {:ok,
-       Enum.filter(sessions, fn session ->
-         with {:ok, closed_at, _} <- DateTime.from_iso8601(session.closed_at),
-              :lt <- DateTime.compare(closed_at, cutoff) do
-           SessionRegistry.lookup(session.id) == {:error, :not_found}
-         else
-           _ -> false
-         end
-       end)}
-    end
+    with {:ok, %{delete: doomed}} <- Inspection.cleanup_candidates(days), do: {:ok, doomed}
   end
 
   defp listing(_ctx, []), do: []

@@ -520,12 +520,17 @@ defmodule JidoCode.Session.Persistence do
   """
   @spec cleanup(pos_integer()) :: {:ok, cleanup_result()} | {:error, term()}
   def cleanup(max_age_days \\ 30) when is_integer(max_age_days) and max_age_days > 0 do
-    cutoff = DateTime.add(DateTime.utc_now(), -max_age_days * 86_400, :second)
-
-    with {:ok, sessions} <- list_persisted() do
+    with {:ok, %{delete: doomed, keep: kept}} <- Inspection.cleanup_candidates(max_age_days) do
       result =
-        Enum.reduce(sessions, %{deleted: 0, skipped: 0, failed: 0, errors: []}, fn session, acc ->
-          cleanup_one(session, cutoff, acc)
+        Enum.reduce(doomed, %{deleted: 0, skipped: length(kept), failed: 0, errors: []}, fn
+          session, acc ->
+            case delete_persisted(session.id) do
+              :ok ->
+                %{acc | deleted: acc.deleted + 1}
+
+              {:error, reason} ->
+                %{acc | failed: acc.failed + 1, errors: [{session.id, reason} | acc.errors]}
+            end
         end)
 
       Logger.info(
@@ -534,22 +539,6 @@ defmodule JidoCode.Session.Persistence do
       )
 
       {:ok, %{result | errors: Enum.reverse(result.errors)}}
-    end
-  end
-
-  defp cleanup_one(session, cutoff, acc) do
-    with {:ok, closed_at, _} <- DateTime.from_iso8601(session.closed_at),
-         :lt <- DateTime.compare(closed_at, cutoff),
-         {:error, :not_found} <- SessionRegistry.lookup(session.id) do
-      case delete_persisted(session.id) do
-        :ok ->
-          %{acc | deleted: acc.deleted + 1}
-
-        {:error, reason} ->
-          %{acc | failed: acc.failed + 1, errors: [{session.id, reason} | acc.errors]}
-      end
-    else
-      _ -> %{acc | skipped: acc.skipped + 1}
     end
   end
 

@@ -297,6 +297,35 @@ defmodule JidoCode.Session.Persistence.Inspection do
     end
   end
 
+  @doc """
+  What `cleanup(max_age_days)` would do: the listed sessions closed more
+  than `max_age_days` days ago and not running (`delete`), and the others
+  (`keep`: newer, running, or with an unreadable `closed_at`). `cleanup/1`
+  deletes exactly `delete`, so a preview and the real run agree.
+  """
+  @spec cleanup_candidates(pos_integer()) ::
+          {:ok, %{delete: [map()], keep: [map()]}} | {:error, term()}
+  def cleanup_candidates(max_age_days) when is_integer(max_age_days) and max_age_days > 0 do
+    cutoff = DateTime.add(DateTime.utc_now(), -max_age_days * 86_400, :second)
+
+    with {:ok, sessions} <- Persistence.list_persisted() do
+      {delete, keep} = Enum.split_with(sessions, &expired?(&1, cutoff))
+      {:ok, %{delete: delete, keep: keep}}
+    end
+  end
+
+  defp expired?(session, cutoff) do
+    with {:ok, closed_at, _} <- DateTime.from_iso8601(session.closed_at),
+         :lt <- DateTime.compare(closed_at, cutoff) do
+      not running?(session.id)
+    else
+      _ -> false
+    end
+  end
+
+  defp running?(id),
+    do: Process.whereis(SessionRegistry) != nil and match?({:ok, _}, SessionRegistry.lookup(id))
+
   # -- The installation -------------------------------------------------------
 
   @doc """
