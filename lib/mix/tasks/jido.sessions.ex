@@ -7,9 +7,12 @@ defmodule Mix.Tasks.Jido.Sessions do
       mix jido.sessions help                 # the commands
       mix jido.sessions <command> --help     # one command's options
 
-  Commands: `list [--json]`, `show ID`, `verify [ID]`, `audit`, `migrate`,
-  `import FILE [--yes] [--force]`, `export ID [--output PATH]`,
-  `cleanup --days N [--dry-run]`, `resume ID --check`, `demo [--keep]`.
+  Commands: `list [--project DIR] [--json]`, `show [SESSION] [--messages N]
+  [--json]`, `verify [SESSION] [--json]`, `audit [--json]`, `migrate`,
+  `import FILE [--yes] [--force]`, `export SESSION [--output PATH]`,
+  `delete [SESSION] [--yes]`, `cleanup --days N [--dry-run]`,
+  `resume SESSION --check [--json]`, `demo [--keep]`. A SESSION is an id, a
+  unique id prefix or `latest`.
 
   They operate on the configured home — `JIDO_CODE_HOME`, else
   `~/.jido_code` — except `demo`, which runs in a temporary home and never
