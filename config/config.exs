@@ -1,11 +1,8 @@
 import Config
 
-# Session-store settings (`config :jido_code, :persistence, ...`) have their
-# defaults in JidoCode.Config and are documented in README.md
-# ("Configuration"); set here only what should differ.
-
-# Rate limits per operation: per session id, and across all ids.
-config :jido_code, :rate_limits, resume: [limit: 5, window_seconds: 60]
-config :jido_code, :global_rate_limits, resume: [limit: 20, window_seconds: 60]
+# Every setting of the session store has its default in code
+# (JidoCode.Config), because a host application that depends on :jido_code
+# does not load these files. Set here only what should differ in this
+# project's own environments; see README.md ("Configuration").
 
 import_config "#{config_env()}.exs"

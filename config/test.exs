@@ -11,4 +11,6 @@ config :logger, level: :warning
 # Per-session limits as in production (the rate-limit tests rely on 5/min);
 # the global limit is raised so that hundreds of resumes across the suite do
 # not throttle each other. Global limits are tested on private limiters.
-config :jido_code, :global_rate_limits, resume: [limit: 100_000, window_seconds: 60]
+config :jido_code, :global_rate_limits,
+  resume: [limit: 100_000, window_seconds: 60],
+  resume_unknown_id: [limit: 100_000, window_seconds: 60]

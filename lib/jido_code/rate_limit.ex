@@ -5,19 +5,30 @@ defmodule JidoCode.RateLimit do
 
   ## Model
 
-  Each operation (say `:resume`) may have a *per-key* quota — `limit` attempts
-  per `window_ms` for each key (a session id) — and a *global* quota shared by
-  every key, so that many fresh keys cannot together exceed a total rate.
-  Windows slide on a monotonic clock: an attempt counts for exactly
-  `window_ms` after it was made. An operation with neither quota configured
-  is never limited; one with only a global quota is limited across all keys
-  together (the per-key functions then act on the global window).
+  Each operation (say `:resume`) has a *per-key* quota — `limit` attempts
+  per `window_ms` for each key (a session id) — and may have a *global* quota
+  shared by every key, so that many fresh keys cannot together exceed a total
+  rate. Windows slide on a monotonic clock: an attempt counts for exactly
+  `window_ms` after it was made.
 
-  `check_and_record/2` is one atomic native step over both windows, so N
-  concurrent callers on one key let exactly `limit` through — the check and
-  the record cannot be separated by another caller. A rejection reports how
-  long to wait: `{:error, :rate_limit_exceeded, retry_after_seconds}`, rounded
-  up and at least 1.
+  Nothing is unlimited by default (the original's defaults, kept in
+  `JidoCode.Config`): `:resume` allows 5 attempts per key and 20 in all per
+  60 s; any other operation 10 per key per 60 s and no global limit.
+
+  The functions keep the original's meaning:
+
+    * `check_rate_limit/2`, `record_attempt/2`, `check_and_record_attempt/2`
+      and `reset/2` act on the key's window only;
+    * `check_global_rate_limit/1`, `record_global_attempt/1` and
+      `reset_global/1` act on the global window only;
+    * `check_and_record/2` (this project's) checks and records both windows
+      in one atomic step — what `resume/1` uses, so an attempt refused by
+      either window is recorded in neither.
+
+  Each check-and-record is one atomic native step, so N concurrent callers
+  on one key let exactly `limit` through. A rejection reports how long to
+  wait: `{:error, :rate_limit_exceeded, retry_after_seconds}`, rounded up and
+  at least 1.
 
   ## Process model
 
@@ -36,10 +47,12 @@ defmodule JidoCode.RateLimit do
   ## Configuration
 
   Quotas are read from the application environment at call time
-  (`JidoCode.Config.rate_limit/1`, `JidoCode.Config.global_rate_limit/1`):
+  (`JidoCode.Config.rate_limit/1`, `JidoCode.Config.global_rate_limit/1`;
+  validated when the application starts):
 
       config :jido_code, :rate_limits, resume: [limit: 5, window_seconds: 60]
       config :jido_code, :global_rate_limits, resume: [limit: 20, window_seconds: 60]
+      config :jido_code, :global_rate_limits, save: false   # no global limit
       config :jido_code, :rate_limit_sweep_interval_ms, 60_000
 
   `start_link/1` options override them for one instance (tests run their own
@@ -47,9 +60,9 @@ defmodule JidoCode.RateLimit do
 
     * `:name` — registered name, also the lookup key (default `JidoCode.RateLimit`);
     * `:limits` — per-key quotas, `%{operation => %{limit: n, window_ms: ms}}`
-      (a keyword list, or `window_seconds:`, is accepted too); when given, it
-      replaces `:rate_limits` from the configuration for this instance;
-    * `:global_limits` — the same for the global quotas;
+      (a keyword list, or `window_seconds:`, is accepted too); operations it
+      names use these quotas on this instance, others the configuration;
+    * `:global_limits` — the same for the global quotas (`false` for none);
     * `:sweep_interval_ms` — positive integer or `:infinity`.
 
   ## Keys
@@ -81,8 +94,6 @@ defmodule JidoCode.RateLimit do
           %{limit: pos_integer(), window_ms: pos_integer()}
           | [limit: pos_integer(), window_ms: pos_integer(), window_seconds: pos_integer()]
 
-  @default_sweep_interval_ms 60_000
-
   # The key under which global-only checks run. Real keys are never empty:
   # binaries get the tag byte 0 and encoded terms start with 131.
   @global_key <<>>
@@ -103,8 +114,9 @@ defmodule JidoCode.RateLimit do
   # -- Hot path (caller's process, no message to the server) ----------------
 
   @doc """
-  Checks the attempt against the key's and the operation's global window and
-  records it if allowed — one atomic step. A refused attempt is not recorded.
+  Checks the attempt against the key's window *and* the operation's global
+  window and records it in both if allowed — one atomic step. A refused
+  attempt is not recorded.
 
   This is the gate `JidoCode.Session.Persistence.resume/1` passes first: every
   attempt counts, whether or not the resume later succeeds.
@@ -112,32 +124,48 @@ defmodule JidoCode.RateLimit do
   Exits with `{:noproc, _}` (as `GenServer.call/2` does) if `server` was never
   started.
 
-      iex> JidoCode.RateLimit.check_and_record(:doc_example_unlimited, "any key")
+      iex> JidoCode.RateLimit.check_and_record(:doc_example, "a key")
       :ok
   """
   @spec check_and_record(atom(), term(), server()) :: decision()
   def check_and_record(operation, key, server \\ __MODULE__) when is_atom(operation) do
-    run(:check_and_record, operation, key, server)
+    run(:check_and_record, :key_and_global, operation, key, server)
   end
 
   @doc """
-  Whether an attempt would be allowed now, without recording it.
+  Checks the attempt against the key's window only and records it there if
+  allowed — one atomic step, so concurrent callers on one key let exactly
+  `limit` through. The global window is neither read nor written (the
+  original's `check_and_record_attempt/2`).
 
-      iex> JidoCode.RateLimit.check_rate_limit(:doc_example_unlimited, "any key")
+      iex> JidoCode.RateLimit.check_and_record_attempt(:doc_example, "another key")
+      :ok
+  """
+  @spec check_and_record_attempt(atom(), term(), server()) :: decision()
+  def check_and_record_attempt(operation, key, server \\ __MODULE__) when is_atom(operation) do
+    run(:check_and_record, :key, operation, key, server)
+  end
+
+  @doc """
+  Whether an attempt on `key` would be allowed by the key's window now,
+  without recording it. The global window is not consulted: use
+  `check_global_rate_limit/2` for that.
+
+      iex> JidoCode.RateLimit.check_rate_limit(:doc_example, "a third key")
       :ok
   """
   @spec check_rate_limit(atom(), term(), server()) :: decision()
   def check_rate_limit(operation, key, server \\ __MODULE__) when is_atom(operation) do
-    run(:check, operation, key, server)
+    run(:check, :key, operation, key, server)
   end
 
   @doc """
-  Records an attempt in the key's and the global window whatever they say —
-  for attempts that must count even though they were not gated.
+  Records an attempt in the key's window whatever it says (the global window
+  is untouched: see `record_global_attempt/2`).
   """
   @spec record_attempt(atom(), term(), server()) :: :ok
   def record_attempt(operation, key, server \\ __MODULE__) when is_atom(operation) do
-    run(:record, operation, key, server)
+    run(:record, :key, operation, key, server)
   end
 
   @doc "Forgets every attempt on `key` for `operation` (the global window is kept)."
@@ -154,13 +182,23 @@ defmodule JidoCode.RateLimit do
   """
   @spec check_global_rate_limit(atom(), server()) :: decision()
   def check_global_rate_limit(operation, server \\ __MODULE__) when is_atom(operation) do
-    run_global(:check, operation, server)
+    run(:check, :global, operation, nil, server)
+  end
+
+  @doc """
+  Checks the attempt against the operation's global window only and records
+  it there if allowed — one atomic step. `:ok` when the operation has no
+  global quota.
+  """
+  @spec check_and_record_global(atom(), server()) :: decision()
+  def check_and_record_global(operation, server \\ __MODULE__) when is_atom(operation) do
+    run(:check_and_record, :global, operation, nil, server)
   end
 
   @doc "Records an attempt in the operation's global window only."
   @spec record_global_attempt(atom(), server()) :: :ok
   def record_global_attempt(operation, server \\ __MODULE__) when is_atom(operation) do
-    run_global(:record, operation, server)
+    run(:record, :global, operation, nil, server)
   end
 
   @doc "Forgets the operation's global window."
@@ -171,6 +209,17 @@ defmodule JidoCode.RateLimit do
     Native.limiter_reset(limiter, op, nil)
     Native.limiter_reset(limiter, op, @global_key)
     :ok
+  end
+
+  @doc """
+  The quotas in force for `operation` on `server`: the per-key one (never
+  `nil`) and the global one (`nil` when the operation has none).
+  """
+  @spec quotas(atom(), server()) :: %{key: Config.quota(), global: Config.quota() | nil}
+  def quotas(operation, server \\ __MODULE__) when is_atom(operation) do
+    {{limit, window_ms}, global} = native_quotas(entry!(server), operation)
+    global = with {g_limit, g_window} <- global, do: %{limit: g_limit, window_ms: g_window}
+    %{key: %{limit: limit, window_ms: window_ms}, global: global}
   end
 
   @doc """
@@ -192,13 +241,18 @@ defmodule JidoCode.RateLimit do
 
   # -- Internals: one body for every per-key and global call ----------------
 
-  defp run(mode, operation, key, server) do
+  # `scope` says which windows the call reads and writes: the key's
+  # (`:key`), the key's and the global one in one step (`:key_and_global`),
+  # or the global one alone (`:global`).
+  defp run(mode, scope, operation, key, server) do
     entry = entry!(server)
+    {quota, global} = native_quotas(entry, operation)
 
-    case quotas(entry, operation) do
-      {nil, nil} -> :ok
-      {nil, global} -> call(mode, entry, operation, @global_key, global, global, {:key, key})
-      {quota, global} -> call(mode, entry, operation, encode_key(key), quota, global, {:key, key})
+    case scope do
+      :key -> call(mode, entry, operation, encode_key(key), quota, nil, {:key, key})
+      :key_and_global -> call(mode, entry, operation, encode_key(key), quota, global, {:key, key})
+      :global when global == nil -> :ok
+      :global -> call(mode, entry, operation, @global_key, global, global, :global)
     end
   end
 
@@ -206,15 +260,6 @@ defmodule JidoCode.RateLimit do
   # global quota as the per-key one is exact: every attempt recorded for that
   # key is recorded in the global window in the same step, so the key's window
   # is never fuller than the global one and the global window decides.
-  defp run_global(mode, operation, server) do
-    entry = entry!(server)
-
-    case quotas(entry, operation) do
-      {_, nil} -> :ok
-      {_, global} -> call(mode, entry, operation, @global_key, global, global, :global)
-    end
-  end
-
   defp call(mode, %{limiter: limiter}, operation, native_key, quota, global, subject) do
     op = Atom.to_string(operation)
 
@@ -255,19 +300,26 @@ defmodule JidoCode.RateLimit do
     end
   end
 
-  defp quotas(%{limits: limits, global_limits: global_limits}, operation) do
-    {quota(limits, operation, &Config.rate_limit/1),
-     quota(global_limits, operation, &Config.global_rate_limit/1)}
+  # Instance overrides (start_link options) first, then the configuration,
+  # whose defaults never mean "unlimited" (see JidoCode.Config).
+  defp native_quotas(%{limits: limits, global_limits: global_limits}, operation) do
+    quota =
+      case Map.fetch(limits, operation) do
+        {:ok, quota} -> quota
+        :error -> Config.rate_limit(operation)
+      end
+
+    global =
+      case Map.fetch(global_limits, operation) do
+        {:ok, global} -> global
+        :error -> Config.global_rate_limit(operation)
+      end
+
+    {to_native(quota), to_native(global)}
   end
 
-  defp quota(:config, operation, read) do
-    case read.(operation) do
-      %{limit: limit, window_ms: window_ms} -> {limit, window_ms}
-      nil -> nil
-    end
-  end
-
-  defp quota(limits, operation, _read), do: Map.get(limits, operation)
+  defp to_native(nil), do: nil
+  defp to_native(%{limit: limit, window_ms: window_ms}), do: {limit, window_ms}
 
   defp encode_key(key) when is_binary(key), do: <<@binary_tag, key::binary>>
   defp encode_key(key), do: :erlang.term_to_binary(key, [:deterministic])
@@ -297,13 +349,11 @@ defmodule JidoCode.RateLimit do
     name = Keyword.fetch!(opts, :name)
     term_key = {__MODULE__, name}
 
-    interval =
-      Keyword.get_lazy(opts, :sweep_interval_ms, fn ->
-        Application.get_env(:jido_code, :rate_limit_sweep_interval_ms, @default_sweep_interval_ms)
-      end)
+    interval = Keyword.get_lazy(opts, :sweep_interval_ms, &Config.rate_limit_sweep_interval_ms/0)
 
-    with {:ok, limits} <- normalize_limits(Keyword.get(opts, :limits)),
-         {:ok, global_limits} <- normalize_limits(Keyword.get(opts, :global_limits)),
+    with {:ok, limits} <- normalize_limits(Keyword.get(opts, :limits), &Config.parse_quota/1),
+         {:ok, global_limits} <-
+           normalize_limits(Keyword.get(opts, :global_limits), &Config.parse_global_quota/1),
          :ok <- check_interval(interval) do
       # A previous owner that crashed left its entry: keep its limiter (and
       # its counts) rather than starting from zero.
@@ -360,14 +410,14 @@ defmodule JidoCode.RateLimit do
   defp check_interval(ms) when is_integer(ms) and ms > 0, do: :ok
   defp check_interval(other), do: {:error, {:invalid_sweep_interval_ms, other}}
 
-  defp normalize_limits(nil), do: {:ok, :config}
+  defp normalize_limits(nil, _parse), do: {:ok, %{}}
 
-  defp normalize_limits(limits) when is_map(limits) or is_list(limits) do
+  defp normalize_limits(limits, parse) when is_map(limits) or is_list(limits) do
     Enum.reduce_while(limits, {:ok, %{}}, fn
       {operation, quota}, {:ok, acc} when is_atom(operation) ->
-        case normalize_quota(quota) do
+        case parse.(quota) do
           {:ok, quota} -> {:cont, {:ok, Map.put(acc, operation, quota)}}
-          :error -> {:halt, {:error, {:invalid_quota, operation, quota}}}
+          {:error, why} -> {:halt, {:error, {:invalid_quota, operation, why}}}
         end
 
       other, _acc ->
@@ -375,25 +425,5 @@ defmodule JidoCode.RateLimit do
     end)
   end
 
-  defp normalize_limits(other), do: {:error, {:invalid_limits, other}}
-
-  defp normalize_quota(quota) when is_list(quota) do
-    if Keyword.keyword?(quota), do: normalize_quota(Map.new(quota)), else: :error
-  end
-
-  defp normalize_quota(%{limit: limit} = quota) when is_integer(limit) and limit > 0 do
-    window_ms =
-      case quota do
-        %{window_ms: ms} -> ms
-        %{window_seconds: s} when is_integer(s) -> s * 1000
-        _ -> nil
-      end
-
-    # The native quota is {u32, u64}; larger values would be a badarg later.
-    if is_integer(window_ms) and window_ms > 0 and limit <= 0xFFFF_FFFF,
-      do: {:ok, {limit, window_ms}},
-      else: :error
-  end
-
-  defp normalize_quota(_), do: :error
+  defp normalize_limits(other, _parse), do: {:error, {:invalid_limits, other}}
 end

@@ -32,8 +32,17 @@ defmodule JidoCode.SessionRegistry do
 
   alias JidoCode.Session
 
-  @typedoc "Why a registration was refused."
-  @type register_error :: :session_exists | :project_already_open | :session_limit_reached
+  @typedoc """
+  Why a registration was refused. The running limit reports how many
+  sessions run and the limit, as the original does.
+  """
+  @type register_error ::
+          :session_exists
+          | :project_already_open
+          | {:session_limit_reached, current :: non_neg_integer(), max :: pos_integer()}
+
+  @typedoc "Every error of this module (the original's `error_reason`)."
+  @type error_reason :: register_error() | :session_limit_reached | :not_found
 
   @call_timeout 15_000
 
@@ -53,11 +62,12 @@ defmodule JidoCode.SessionRegistry do
   @doc """
   Registers a session, optionally monitoring `owner` (see "Owners").
 
-  Refused with `{:error, :session_exists}` when the id is registered,
+  Refused, checked in this order (the original's), with
+  `{:error, {:session_limit_reached, current, max}}` when
+  `max_sessions/0` (read at call time) sessions are registered,
+  `{:error, :session_exists}` when the id is registered, and
   `{:error, :project_already_open}` when another session has the same
-  `project_path`, and `{:error, :session_limit_reached}` when
-  `JidoCode.Config.max_running_sessions/0` (read at call time) sessions are
-  registered — checked in that order.
+  `project_path`.
   """
   @spec register(Session.t(), pid() | nil) ::
           {:ok, session :: Session.t()} | {:error, register_error()}
@@ -85,6 +95,17 @@ defmodule JidoCode.SessionRegistry do
   def update(%Session{id: id, project_path: path} = session)
       when is_binary(id) and is_binary(path) do
     GenServer.call(__MODULE__, {:update, session}, @call_timeout)
+  end
+
+  @doc """
+  Removes every session from the registry (the processes keep running), as
+  the original's `clear/0` does; meant for tests.
+  """
+  @spec clear() :: :ok
+  def clear do
+    GenServer.call(__MODULE__, :clear, @call_timeout)
+  catch
+    :exit, {:noproc, _} -> :ok
   end
 
   @doc "Removes a session (and stops monitoring its owner). Idempotent."
@@ -119,6 +140,69 @@ defmodule JidoCode.SessionRegistry do
 
   def lookup_by_path(_path), do: {:error, :not_found}
 
+  @doc """
+  The oldest registered session named `name` (names are not unique), or
+  `{:error, :not_found}`.
+  """
+  @spec lookup_by_name(String.t()) :: {:ok, session :: Session.t()} | {:error, :not_found}
+  def lookup_by_name(name) when is_binary(name) do
+    case Enum.find(list_all(), &(&1.name == name)) do
+      nil -> {:error, :not_found}
+      session -> {:ok, session}
+    end
+  end
+
+  def lookup_by_name(_name), do: {:error, :not_found}
+
+  @doc "Whether a session with this id is registered."
+  @spec session_exists?(String.t()) :: boolean()
+  def session_exists?(id), do: safe_lookup({:id, id}) != []
+
+  @doc "The ids of all registered sessions, oldest `created_at` first."
+  @spec list_ids() :: [String.t()]
+  def list_ids, do: Enum.map(list_all(), & &1.id)
+
+  @doc """
+  The default session: the id in `config :jido_code, :default_session_id`
+  while it is registered, else the oldest registered session.
+  """
+  @spec get_default_session_id() :: {:ok, String.t()} | {:error, :no_sessions}
+  def get_default_session_id do
+    with id when is_binary(id) <- Application.get_env(:jido_code, :default_session_id),
+         true <- session_exists?(id) do
+      {:ok, id}
+    else
+      _ ->
+        case list_ids() do
+          [oldest | _] -> {:ok, oldest}
+          [] -> {:error, :no_sessions}
+        end
+    end
+  end
+
+  @doc """
+  Most sessions allowed to run at once (`JidoCode.Config.max_running_sessions/0`:
+  `config :jido_code, :max_sessions`, default 10).
+  """
+  @spec max_sessions() :: pos_integer()
+  def max_sessions, do: JidoCode.Config.max_running_sessions()
+
+  @doc """
+  Whether the registry's table exists (the registry process is running).
+  """
+  @spec table_exists?() :: boolean()
+  def table_exists?, do: :ets.whereis(__MODULE__) != :undefined
+
+  @doc """
+  `:ok` when the registry's table exists. The table belongs to the
+  supervised registry process, which creates it when it starts (so that a
+  crash cannot leave admission state behind without an owner); unlike the
+  original's, this function never creates a table of its own, and returns
+  `{:error, :not_running}` while the registry is down.
+  """
+  @spec create_table() :: :ok | {:error, :not_running}
+  def create_table, do: if(table_exists?(), do: :ok, else: {:error, :not_running})
+
   @doc "All registered sessions, oldest `created_at` first."
   @spec list_all() :: [Session.t()]
   def list_all do
@@ -143,15 +227,18 @@ defmodule JidoCode.SessionRegistry do
   def handle_call({:register, session, owner}, _from, state) do
     %{table: table} = state
 
+    current = count(table)
+    max = max_sessions()
+
     cond do
+      current >= max ->
+        {:reply, {:error, {:session_limit_reached, current, max}}, state}
+
       :ets.member(table, {:id, session.id}) ->
         {:reply, {:error, :session_exists}, state}
 
       :ets.member(table, {:path, session.project_path}) ->
         {:reply, {:error, :project_already_open}, state}
-
-      count(table) >= JidoCode.Config.max_running_sessions() ->
-        {:reply, {:error, :session_limit_reached}, state}
 
       true ->
         {ref, state} = monitor(state, session.id, owner)
@@ -182,6 +269,12 @@ defmodule JidoCode.SessionRegistry do
       [] -> {:reply, {:error, :not_found}, state}
       {:error, _reason} = error -> {:reply, error, state}
     end
+  end
+
+  def handle_call(:clear, _from, %{table: table} = state) do
+    for ref <- Map.keys(state.monitors), do: Process.demonitor(ref, [:flush])
+    true = :ets.delete_all_objects(table)
+    {:reply, :ok, %{state | monitors: %{}}}
   end
 
   def handle_call({:unregister, id}, _from, state) do

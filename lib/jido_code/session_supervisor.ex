@@ -13,14 +13,18 @@ defmodule JidoCode.SessionSupervisor do
     3. the per-session supervisor starts and takes ownership of the entry.
 
   Any failure after step 2 unregisters again, so a refused or failed start
-  leaves nothing behind. Stopping terminates the per-session supervisor and
-  unregisters.
+  leaves nothing behind.
+
+  Closing is save first, processes second: `stop_session/1` saves (best
+  effort, as the original) and always stops; `close_session/1` stops only
+  once the save succeeded.
   """
   use DynamicSupervisor
 
   require Logger
 
   alias JidoCode.Session
+  alias JidoCode.Session.Persistence
   alias JidoCode.SessionRegistry
 
   @doc "Starts the supervisor (option `:name`, default `#{inspect(__MODULE__)}`)."
@@ -36,17 +40,25 @@ defmodule JidoCode.SessionSupervisor do
   Registers `session` and starts its processes, returning the per-session
   supervisor's pid.
 
-  Errors: a `JidoCode.Session.validate/1` reason, a
-  `JidoCode.SessionRegistry.register/2` reason (`:session_exists`,
-  `:project_already_open`, `:session_limit_reached`), `:registration_lost`
-  when the entry was removed while the processes were starting (a concurrent
-  `stop_session/1`), or whatever `DynamicSupervisor.start_child/2` returned.
+  Option `:supervisor_module` (as in the original, for tests) names the
+  per-session supervisor module; default `JidoCode.Session.Supervisor`.
+
+  Errors: a `JidoCode.Session.validate/1` reason list, a
+  `JidoCode.SessionRegistry.register/2` reason (`{:session_limit_reached,
+  current, max}`, `:session_exists`, `:project_already_open`),
+  `:registration_lost` when the entry was removed while the processes were
+  starting (a concurrent `stop_session/1`), or whatever
+  `DynamicSupervisor.start_child/2` returned.
   """
-  @spec start_session(Session.t()) :: {:ok, pid()} | {:error, term()}
-  def start_session(%Session{} = session) do
+  @spec start_session(Session.t(), keyword()) :: {:ok, pid()} | {:error, term()}
+  def start_session(session, opts \\ [])
+
+  def start_session(%Session{} = session, opts) do
+    module = Keyword.get(opts, :supervisor_module, Session.Supervisor)
+
     with {:ok, session} <- Session.validate(session),
          {:ok, session} <- SessionRegistry.register(session, self()) do
-      case start_child(session) do
+      case start_child(session, module) do
         {:ok, pid} ->
           log_start(session.id, :ok)
           {:ok, pid}
@@ -69,28 +81,87 @@ defmodule JidoCode.SessionSupervisor do
     end
   end
 
-  def start_session(_other), do: {:error, :invalid_session}
+  def start_session(_other, _opts), do: {:error, :invalid_session}
 
   @doc """
-  Builds a session with `JidoCode.Session.new/1` and starts it.
+  Builds a session with `JidoCode.Session.new/1` and starts it. Takes the
+  options of `JidoCode.Session.new/1` plus `:supervisor_module` (see
+  `start_session/2`).
 
       {:ok, session} = JidoCode.SessionSupervisor.create_session(project_path: "/home/me/app")
   """
   @spec create_session(keyword() | map()) :: {:ok, session :: Session.t()} | {:error, term()}
   def create_session(opts) do
-    with {:ok, session} <- Session.new(opts),
-         {:ok, _pid} <- start_session(session) do
+    {start_opts, session_opts} = split_start_opts(opts)
+
+    with {:ok, session} <- Session.new(session_opts),
+         {:ok, _pid} <- start_session(session, start_opts) do
       {:ok, session}
     end
   end
 
+  defp split_start_opts(opts) when is_list(opts), do: Keyword.split(opts, [:supervisor_module])
+
+  defp split_start_opts(opts) when is_map(opts) do
+    {start, session} = Map.split(opts, [:supervisor_module])
+    {Map.to_list(start), session}
+  end
+
+  defp split_start_opts(opts), do: {[], opts}
+
   @doc """
-  Stops a session's processes and unregisters it. A session registered but
-  not (or no longer) running is just unregistered. `{:error, :not_found}`
-  when the id is neither running nor registered.
+  Saves the session, then stops its processes and unregisters it — as the
+  original does, the save is best effort: a failed save is logged with its
+  reason and the session is stopped anyway. Use `close_session/1` to keep
+  the session running when it cannot be saved.
+
+  Returns `:ok`, or `{:error, :not_found}` when the id is neither running
+  nor registered. A session registered but not (or no longer) running is
+  just unregistered.
   """
   @spec stop_session(String.t()) :: :ok | {:error, :not_found}
   def stop_session(session_id) when is_binary(session_id) do
+    if session_running?(session_id) do
+      case Persistence.save(session_id) do
+        {:ok, _path} ->
+          :ok
+
+        {:error, reason} ->
+          Logger.warning(
+            "Failed to save session #{session_id}: #{inspect(reason)}; stopping it unsaved",
+            session_id: session_id,
+            operation: :stop_session,
+            outcome: :save_failed
+          )
+      end
+    end
+
+    terminate_session(session_id)
+  end
+
+  def stop_session(_session_id), do: {:error, :not_found}
+
+  @doc """
+  Saves the session and stops it only when the save succeeded, returning the
+  saved file's path. When the save fails, the session keeps running and the
+  save's error is returned (`{:error, :not_found}` when the session is not
+  running); nothing is lost.
+
+  `stop_session/1` is the original's best-effort variant.
+  """
+  @spec close_session(String.t()) :: {:ok, Path.t()} | {:error, term()}
+  def close_session(session_id) when is_binary(session_id) do
+    with :ok <- if(session_running?(session_id), do: :ok, else: {:error, :not_found}),
+         {:ok, path} <- Persistence.save(session_id),
+         :ok <- terminate_session(session_id) do
+      {:ok, path}
+    end
+  end
+
+  def close_session(_session_id), do: {:error, :not_found}
+
+  # Stops the processes (if running) and unregisters, without saving.
+  defp terminate_session(session_id) do
     running =
       case session_pid(session_id) do
         {:ok, pid} ->
@@ -102,7 +173,7 @@ defmodule JidoCode.SessionSupervisor do
           false
       end
 
-    registered = match?({:ok, _}, SessionRegistry.lookup(session_id))
+    registered = SessionRegistry.session_exists?(session_id)
     :ok = SessionRegistry.unregister(session_id)
 
     if running or registered do
@@ -118,14 +189,20 @@ defmodule JidoCode.SessionSupervisor do
     end
   end
 
-  def stop_session(_session_id), do: {:error, :not_found}
+  @doc "Whether the session's processes are running."
+  @spec session_running?(String.t()) :: boolean()
+  def session_running?(session_id), do: match?({:ok, _}, session_pid(session_id))
+
+  @doc "The pid of a running session's supervisor (the original's name for `session_pid/1`)."
+  @spec find_session_pid(String.t()) :: {:ok, pid()} | {:error, :not_found}
+  def find_session_pid(session_id), do: session_pid(session_id)
 
   @doc "The pid of a running session's supervisor."
   @spec session_pid(String.t()) :: {:ok, pid()} | {:error, :not_found}
   def session_pid(session_id) when is_binary(session_id) do
     # Registry drops a dead process's names asynchronously (and on Elixir
     # 1.14 `lookup/2` may still return it for a moment): check liveness.
-    case Registry.lookup(JidoCode.SessionProcessRegistry, {:session_supervisor, session_id}) do
+    case Registry.lookup(JidoCode.SessionProcessRegistry, {:session, session_id}) do
       [{pid, _value}] -> if Process.alive?(pid), do: {:ok, pid}, else: {:error, :not_found}
       [] -> {:error, :not_found}
     end
@@ -143,8 +220,8 @@ defmodule JidoCode.SessionSupervisor do
 
   # Registered already: whatever happens, a failed start must not leave the
   # entry behind, an exit (supervisor not running) included.
-  defp start_child(session) do
-    DynamicSupervisor.start_child(__MODULE__, {Session.Supervisor, session})
+  defp start_child(session, module) do
+    DynamicSupervisor.start_child(__MODULE__, {module, session: session, admitted: true})
   catch
     :exit, reason ->
       :ok = SessionRegistry.unregister(session.id)

@@ -111,18 +111,55 @@ defmodule JidoCode.RateLimitTest do
       assert Enum.count(results, &match?({:error, :rate_limit_exceeded, _}, &1)) == 15
     end
 
-    test "an operation with no quota is never limited" do
+    test "an operation without configuration allows 10 per key per 60 s and has no global limit, as the original" do
       rl = start_rate_limiter!(limits: %{resume: %{limit: 1, window_ms: @minute}})
 
+      assert %{key: %{limit: 10, window_ms: 60_000}, global: nil} =
+               RateLimit.quotas(:unconfigured, rl)
+
+      for _ <- 1..10, do: assert(:ok = RateLimit.check_and_record(:unconfigured, "id", rl))
+
+      assert {:error, :rate_limit_exceeded, retry} =
+               RateLimit.check_and_record(:unconfigured, "id", rl)
+
+      assert retry in 59..60
+      assert :ok = RateLimit.check_and_record(:unconfigured, "another id", rl)
+
       for _ <- 1..100 do
-        assert :ok = RateLimit.check_and_record(:unconfigured, "id", rl)
-        assert :ok = RateLimit.check_rate_limit(:unconfigured, "id", rl)
-        assert :ok = RateLimit.record_attempt(:unconfigured, "id", rl)
         assert :ok = RateLimit.check_global_rate_limit(:unconfigured, rl)
         assert :ok = RateLimit.record_global_attempt(:unconfigured, rl)
       end
+    end
 
-      assert %{keys: 0} = RateLimit.stats(rl)
+    test "check_rate_limit/2, record_attempt/2 and check_and_record_attempt/2 never touch the global window, as the original" do
+      rl =
+        start_rate_limiter!(
+          limits: %{resume: %{limit: 5, window_ms: @minute}},
+          global_limits: %{resume: %{limit: 1, window_ms: @minute}}
+        )
+
+      assert :ok = RateLimit.record_attempt(:resume, "a", rl)
+      assert :ok = RateLimit.check_and_record_attempt(:resume, "b", rl)
+      assert :ok = RateLimit.check_and_record_attempt(:resume, "c", rl)
+      assert :ok = RateLimit.check_global_rate_limit(:resume, rl)
+      assert :ok = RateLimit.record_global_attempt(:resume, rl)
+      assert :ok = RateLimit.check_rate_limit(:resume, "d", rl)
+      assert {:error, :rate_limit_exceeded, _} = RateLimit.check_global_rate_limit(:resume, rl)
+      assert {:error, :rate_limit_exceeded, _} = RateLimit.check_and_record(:resume, "d", rl)
+      assert :ok = RateLimit.check_and_record_attempt(:resume, "d", rl)
+    end
+
+    test "check_and_record_attempt/2 lets exactly `limit` through on one key" do
+      rl = start_rate_limiter!(limits: %{save: [limit: 3, window_seconds: 60]})
+
+      results =
+        1..20
+        |> Enum.map(fn _ ->
+          Task.async(fn -> RateLimit.check_and_record_attempt(:save, "k", rl) end)
+        end)
+        |> Enum.map(&Task.await/1)
+
+      assert Enum.count(results, &(&1 == :ok)) == 3
     end
   end
 
@@ -165,15 +202,22 @@ defmodule JidoCode.RateLimitTest do
       assert :ok = RateLimit.check_and_record(:resume, "b", rl)
     end
 
-    test "an operation with only a global quota is limited across keys" do
+    test "a global quota of an operation without a per-key one limits check_and_record/3 across keys" do
       rl = start_rate_limiter!(global_limits: %{list: %{limit: 2, window_ms: 50}})
 
       assert :ok = RateLimit.check_and_record(:list, "a", rl)
       assert :ok = RateLimit.check_and_record(:list, "b", rl)
       assert {:error, :rate_limit_exceeded, _} = RateLimit.check_and_record(:list, "c", rl)
-      assert {:error, :rate_limit_exceeded, _} = RateLimit.check_rate_limit(:list, "d", rl)
+      assert {:error, :rate_limit_exceeded, _} = RateLimit.check_global_rate_limit(:list, rl)
       Process.sleep(60)
       assert :ok = RateLimit.check_and_record(:list, "c", rl)
+    end
+
+    test "a global quota of false switches that global limit off" do
+      rl = start_rate_limiter!(global_limits: [resume: false])
+
+      assert %{global: nil} = RateLimit.quotas(:resume, rl)
+      for i <- 1..30, do: assert(:ok = RateLimit.check_and_record(:resume, "k#{i}", rl))
     end
   end
 
@@ -190,7 +234,12 @@ defmodule JidoCode.RateLimitTest do
 
       for _ <- 1..limit, do: assert(:ok = RateLimit.check_and_record(:resume, "id", rl))
       assert {:error, :rate_limit_exceeded, _} = RateLimit.check_and_record(:resume, "id", rl)
-      assert :ok = RateLimit.check_and_record(:not_configured_anywhere, "id", rl)
+
+      for _ <- 1..10,
+          do: assert(:ok = RateLimit.check_and_record(:not_configured_anywhere, "id", rl))
+
+      assert {:error, :rate_limit_exceeded, _} =
+               RateLimit.check_and_record(:not_configured_anywhere, "id", rl)
     end
 
     test "quotas may be given as keyword lists with window_seconds" do
@@ -203,7 +252,11 @@ defmodule JidoCode.RateLimitTest do
     test "an invalid quota stops the server from starting" do
       Process.flag(:trap_exit, true)
 
-      for limits <- [%{resume: %{limit: 0, window_ms: 10}}, %{resume: %{limit: 1}}] do
+      for limits <- [
+            %{resume: %{limit: 0, window_ms: 10}},
+            %{resume: %{limit: "5"}},
+            [resume: [limit: 1, window_secs: 2]]
+          ] do
         assert {:error, {:invalid_quota, :resume, _}} =
                  RateLimit.start_link(name: :rl_invalid, limits: limits)
       end
@@ -218,7 +271,12 @@ defmodule JidoCode.RateLimitTest do
 
   describe "process model" do
     test "checks never go through the server: they work while it is suspended" do
-      rl = start_rate_limiter!(limits: %{resume: %{limit: 2, window_ms: @minute}})
+      rl =
+        start_rate_limiter!(
+          limits: %{resume: %{limit: 2, window_ms: @minute}},
+          global_limits: %{resume: false}
+        )
+
       pid = Process.whereis(rl)
       :ok = :sys.suspend(pid)
 
@@ -305,7 +363,11 @@ defmodule JidoCode.RateLimitTest do
     end
 
     test "100k distinct keys are all dropped once their window has passed" do
-      rl = start_rate_limiter!(limits: %{resume: %{limit: 5, window_ms: 50}})
+      rl =
+        start_rate_limiter!(
+          limits: %{resume: %{limit: 5, window_ms: 50}},
+          global_limits: %{resume: false}
+        )
 
       for i <- 1..100_000, do: :ok = RateLimit.check_and_record(:resume, i, rl)
       assert %{keys: 100_000, memory_bytes: before} = RateLimit.stats(rl)

@@ -75,7 +75,7 @@ defmodule JidoCode.SessionRegistryTest do
     {:ok, _} = SessionRegistry.register(new_session!())
     {:ok, _} = SessionRegistry.register(new_session!())
 
-    assert SessionRegistry.register(new_session!()) == {:error, :session_limit_reached}
+    assert SessionRegistry.register(new_session!()) == {:error, {:session_limit_reached, 2, 2}}
     assert SessionRegistry.count() == 2
 
     Application.put_env(:jido_code, :sessions, max_running: 3)

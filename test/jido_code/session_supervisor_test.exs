@@ -25,13 +25,13 @@ defmodule JidoCode.SessionSupervisorTest do
       assert pid in SessionSupervisor.list_session_pids()
       assert {:ok, %{session: ^session, messages: []}} = State.get_state(session.id)
 
-      assert [{Session.State, state_pid, :worker, _}] = Supervisor.which_children(pid)
+      assert [{{:session_state, _id}, state_pid, :worker, _}] = Supervisor.which_children(pid)
       assert is_pid(state_pid)
     end
 
     test "an invalid session is refused before anything is registered" do
       session = %{new_session!() | name: ""}
-      assert SessionSupervisor.start_session(session) == {:error, :invalid_name}
+      assert SessionSupervisor.start_session(session) == {:error, [:invalid_name]}
       assert SessionRegistry.count() == 0
     end
 
@@ -61,7 +61,7 @@ defmodule JidoCode.SessionSupervisorTest do
       {:ok, _} = SessionSupervisor.start_session(new_session!())
 
       third = new_session!()
-      assert SessionSupervisor.start_session(third) == {:error, :session_limit_reached}
+      assert SessionSupervisor.start_session(third) == {:error, {:session_limit_reached, 2, 2}}
       assert SessionSupervisor.session_pid(third.id) == {:error, :not_found}
       assert length(SessionSupervisor.list_session_pids()) == 2
     end
@@ -123,8 +123,8 @@ defmodule JidoCode.SessionSupervisorTest do
 
       eventually(fn -> SessionRegistry.lookup(session.id) == {:error, :not_found} end)
 
-      # A session supervisor started now finds no entry and starts nothing.
-      assert :ignore = Session.Supervisor.start_link(session)
+      # A session supervisor started for it now finds no entry and starts nothing.
+      assert :ignore = Session.Supervisor.start_link(session: session, admitted: true)
       assert State.get_state(session.id) == {:error, :not_found}
     end
   end
@@ -140,11 +140,11 @@ defmodule JidoCode.SessionSupervisorTest do
     end
 
     test "returns the validation error of bad options" do
-      assert SessionSupervisor.create_session(project_path: "relative") ==
-               {:error, :invalid_project_path}
+      assert SessionSupervisor.create_session(project_path: "/nonexistent/jido/x") ==
+               {:error, :path_not_found}
 
-      assert SessionSupervisor.create_session(project_path: "/x", config: %{temperature: 9}) ==
-               {:error, {:invalid_config, :temperature}}
+      assert SessionSupervisor.create_session(project_path: tmp_dir!(), config: %{temperature: 9}) ==
+               {:error, :invalid_temperature}
 
       assert SessionRegistry.count() == 0
     end
@@ -175,7 +175,7 @@ defmodule JidoCode.SessionSupervisorTest do
         |> Enum.map(&Task.await/1)
 
       assert Enum.count(results, &match?({:ok, _}, &1)) == 3
-      assert Enum.count(results, &(&1 == {:error, :session_limit_reached})) == 9
+      assert Enum.count(results, &(&1 == {:error, {:session_limit_reached, 3, 3}})) == 9
       assert SessionRegistry.count() == 3
     end
   end

@@ -1,26 +1,29 @@
 defmodule JidoCode.SessionTest do
   use ExUnit.Case, async: true
 
+  import JidoCode.SessionTestHelpers, only: [tmp_dir!: 1]
+
   alias JidoCode.Session
 
   doctest JidoCode.Session
 
   defp valid_session(overrides \\ []) do
-    {:ok, session} = Session.new(project_path: "/home/me/project")
+    {:ok, session} = Session.new(project_path: tmp_dir!("project"))
     struct!(session, overrides)
   end
 
   describe "new/1" do
     test "builds a valid session with defaults from the project path" do
-      assert {:ok, %Session{} = session} = Session.new(project_path: "/home/me/my_app")
+      dir = tmp_dir!("my_app")
+      assert {:ok, %Session{} = session} = Session.new(project_path: dir)
 
-      assert session.name == "my_app"
-      assert session.project_path == "/home/me/my_app"
+      assert session.name == Path.basename(dir)
+      assert session.project_path == dir
       assert Session.valid_id?(session.id)
 
       assert session.config == %{
                provider: "anthropic",
-               model: "claude-3-5-sonnet",
+               model: "claude-3-5-sonnet-20241022",
                temperature: 0.7,
                max_tokens: 4096
              }
@@ -29,18 +32,14 @@ defmodule JidoCode.SessionTest do
       assert session.updated_at == session.created_at
     end
 
-    test "takes name, id and a partial config merged over the defaults" do
-      id = Session.generate_id()
-
+    test "takes name and a partial config merged over the defaults" do
       assert {:ok, session} =
                Session.new(
-                 project_path: "/srv/app",
+                 project_path: tmp_dir!("app"),
                  name: "Work",
-                 id: id,
                  config: %{model: "claude-3-opus", temperature: 0}
                )
 
-      assert session.id == id
       assert session.name == "Work"
       assert session.config.model == "claude-3-opus"
       assert session.config.temperature == 0
@@ -48,31 +47,32 @@ defmodule JidoCode.SessionTest do
     end
 
     test "accepts a map of options" do
-      assert {:ok, %Session{name: "x"}} = Session.new(%{project_path: "/x"})
+      dir = tmp_dir!("x")
+      assert {:ok, %Session{project_path: ^dir}} = Session.new(%{project_path: dir})
     end
 
     test "a project path of / gets the path as its name" do
       assert {:ok, %Session{name: "/"}} = Session.new(project_path: "/")
     end
 
-    test "a missing or relative project path is refused" do
-      assert Session.new([]) == {:error, :invalid_project_path}
-      assert Session.new(project_path: "rel/dir") == {:error, :invalid_project_path}
+    test "a missing or non-string project path is refused" do
+      assert Session.new([]) == {:error, :missing_project_path}
+      assert Session.new(project_path: nil) == {:error, :invalid_project_path}
       assert Session.new(project_path: ~c"/charlist") == {:error, :invalid_project_path}
     end
 
-    test "bad options are reported by the first failing check" do
-      assert Session.new(project_path: "/a", id: "nope") == {:error, :invalid_id}
-      assert Session.new(project_path: "/a", name: "") == {:error, :invalid_name}
-      assert Session.new(project_path: "/a", config: [model: "m"]) == {:error, :invalid_config}
-
-      assert Session.new(project_path: "/a", config: %{max_tokens: 0}) ==
-               {:error, {:invalid_config, :max_tokens}}
+    test "a project path that is not valid UTF-8 or contains NUL is refused" do
+      assert Session.new(project_path: "/tmp/\0x") == {:error, :invalid_project_path}
+      assert Session.new(project_path: "/tmp/" <> <<0xFF>>) == {:error, :invalid_project_path}
     end
 
-    test "does not touch the filesystem: a nonexistent directory is structurally fine" do
-      assert {:ok, _} =
-               Session.new(project_path: "/definitely/not/here/#{System.unique_integer()}")
+    test "bad options are reported by the first failing check" do
+      dir = tmp_dir!("a")
+      assert Session.new(project_path: dir, name: "") == {:error, :invalid_name}
+      assert Session.new(project_path: dir, config: [model: "m"]) == {:error, :invalid_config}
+
+      assert Session.new(project_path: dir, config: %{max_tokens: 0}) ==
+               {:error, :invalid_max_tokens}
     end
   end
 
@@ -84,11 +84,11 @@ defmodule JidoCode.SessionTest do
 
     test "refuses an id that is not a UUID v4" do
       for id <- [nil, "", "abc", String.duplicate("a", 36), 123, Session.generate_id() <> "0"] do
-        assert Session.validate(valid_session(id: id)) == {:error, :invalid_id}
+        assert Session.validate(valid_session(id: id)) == {:error, [:invalid_id]}
       end
 
       v1 = "0f6e2c1a-3b4d-1e5f-8a9b-0c1d2e3f4a5b"
-      assert Session.validate(valid_session(id: v1)) == {:error, :invalid_id}
+      assert Session.validate(valid_session(id: v1)) == {:error, [:invalid_id]}
     end
 
     test "accepts an uppercase UUID v4" do
@@ -96,32 +96,32 @@ defmodule JidoCode.SessionTest do
       assert {:ok, _} = Session.validate(valid_session(id: id))
     end
 
-    test "refuses an empty, oversized, non-binary or non-UTF-8 name" do
-      for name <- [nil, "", String.duplicate("n", 256), :atom, <<0xFF, 0xFE>>] do
-        assert Session.validate(valid_session(name: name)) == {:error, :invalid_name}
+    test "refuses an empty, non-binary or non-UTF-8 name, and one over 50 characters" do
+      for name <- [nil, "", :atom, <<0xFF, 0xFE>>] do
+        assert Session.validate(valid_session(name: name)) == {:error, [:invalid_name]}
       end
 
-      assert {:ok, _} = Session.validate(valid_session(name: String.duplicate("n", 255)))
+      assert Session.validate(valid_session(name: String.duplicate("n", 51))) ==
+               {:error, [:name_too_long]}
+
+      assert {:ok, _} = Session.validate(valid_session(name: String.duplicate("n", 50)))
     end
 
     test "refuses a relative, non-binary or NUL-containing project path" do
-      for path <- [
-            nil,
-            "",
-            "relative",
-            "./x",
-            ~c"/abs",
-            "/a\0b",
-            "/" <> String.duplicate("p", 4096)
-          ] do
+      for path <- [nil, ~c"/abs", "/a\0b", "/" <> String.duplicate("p", 4096)] do
         assert Session.validate(valid_session(project_path: path)) ==
-                 {:error, :invalid_project_path}
+                 {:error, [:invalid_project_path]}
+      end
+
+      for path <- ["", "relative", "./x"] do
+        assert Session.validate(valid_session(project_path: path)) ==
+                 {:error, [:path_not_absolute]}
       end
     end
 
     test "refuses a config that is not a map" do
       for config <- [nil, [], "config", [provider: "anthropic"]] do
-        assert Session.validate(valid_session(config: config)) == {:error, :invalid_config}
+        assert Session.validate(valid_session(config: config)) == {:error, [:invalid_config]}
       end
     end
 
@@ -129,7 +129,6 @@ defmodule JidoCode.SessionTest do
       base = Session.default_config()
 
       cases = [
-        provider: nil,
         provider: "",
         provider: :anthropic,
         model: 42,
@@ -145,15 +144,15 @@ defmodule JidoCode.SessionTest do
         config = Map.put(base, field, value)
 
         assert Session.validate(valid_session(config: config)) ==
-                 {:error, {:invalid_config, field}},
+                 {:error, [:"invalid_#{field}"]},
                "#{field} = #{inspect(value)}"
       end
 
-      for field <- Map.keys(base) do
+      for field <- [:temperature, :max_tokens] do
         config = Map.delete(base, field)
 
         assert Session.validate(valid_session(config: config)) ==
-                 {:error, {:invalid_config, field}}
+                 {:error, [:"invalid_#{field}"]}
       end
     end
 
@@ -165,17 +164,17 @@ defmodule JidoCode.SessionTest do
     end
 
     test "refuses timestamps that are not DateTimes" do
-      assert Session.validate(valid_session(created_at: nil)) == {:error, :invalid_timestamps}
+      assert Session.validate(valid_session(created_at: nil)) == {:error, [:invalid_created_at]}
 
       assert Session.validate(valid_session(updated_at: "2024-01-01T00:00:00Z")) ==
-               {:error, :invalid_timestamps}
+               {:error, [:invalid_updated_at]}
 
       assert Session.validate(valid_session(created_at: ~N[2024-01-01 00:00:00])) ==
-               {:error, :invalid_timestamps}
+               {:error, [:invalid_created_at]}
     end
 
     test "refuses anything that is not a session struct" do
-      assert Session.validate(%{id: Session.generate_id()}) == {:error, :invalid_session}
+      assert Session.validate(%{id: Session.generate_id()}) == {:error, [:invalid_session]}
     end
   end
 

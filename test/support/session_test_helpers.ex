@@ -51,11 +51,15 @@ defmodule JidoCode.SessionTestHelpers do
   Points the application at a fresh temporary home for this test (restored on
   exit) and returns it. Extra persistence settings can be given. Tests using
   it change global configuration, so they must be `async: false`.
+
+  `JIDO_CODE_HOME` is set to the same home, since the application reads it
+  whenever it (re)starts.
   """
   @spec use_tmp_home!(keyword()) :: Path.t()
   def use_tmp_home!(settings \\ []) do
     home = tmp_dir!("jido_home")
     previous = Application.get_env(:jido_code, :persistence, [])
+    previous_env = System.get_env("JIDO_CODE_HOME")
 
     Application.put_env(
       :jido_code,
@@ -63,9 +67,20 @@ defmodule JidoCode.SessionTestHelpers do
       Keyword.merge(previous, [home: home, sessions_dir: nil] ++ settings)
     )
 
-    on_exit(fn -> Application.put_env(:jido_code, :persistence, previous) end)
+    System.put_env("JIDO_CODE_HOME", home)
+
+    on_exit(fn ->
+      Application.put_env(:jido_code, :persistence, previous)
+      restore_env("JIDO_CODE_HOME", previous_env)
+    end)
+
     home
   end
+
+  @doc "Sets an OS environment variable back to `value` (`nil`: unset)."
+  @spec restore_env(String.t(), String.t() | nil) :: :ok
+  def restore_env(name, nil), do: System.delete_env(name)
+  def restore_env(name, value), do: System.put_env(name, value)
 
   @doc "Changes persistence settings for this test (restored on exit)."
   @spec put_persistence!(keyword()) :: :ok
@@ -216,25 +231,19 @@ defmodule JidoCode.SessionTestHelpers do
   end
 
   @doc """
-  Stops every running session and empties the session registry (entries
-  registered without processes included). Safe in `on_exit/1`, and a no-op
-  when the application is not running.
+  Stops every running session without saving it and empties the session
+  registry (entries registered without processes included). Safe in
+  `on_exit/1`, and a no-op when the application is not running.
   """
   @spec stop_all_sessions() :: :ok
   def stop_all_sessions do
-    if Process.whereis(JidoCode.SessionRegistry) do
-      for session <- JidoCode.SessionRegistry.list_all() do
-        JidoCode.SessionSupervisor.stop_session(session.id)
-      end
-    end
-
     if Process.whereis(JidoCode.SessionSupervisor) do
       for pid <- JidoCode.SessionSupervisor.list_session_pids() do
         DynamicSupervisor.terminate_child(JidoCode.SessionSupervisor, pid)
       end
     end
 
-    :ok
+    JidoCode.SessionRegistry.clear()
   end
 
   @doc """

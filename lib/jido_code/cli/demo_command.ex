@@ -135,16 +135,6 @@ defmodule JidoCode.CLI.DemoCommand do
       )
 
     Application.put_env(:jido_code, :persistence, persistence)
-
-    if Config.rate_limit(:resume) == nil do
-      limits = Application.get_env(:jido_code, :rate_limits, [])
-
-      Application.put_env(
-        :jido_code,
-        :rate_limits,
-        Keyword.put(limits, :resume, limit: 5, window_seconds: 60)
-      )
-    end
   end
 
   defp restore(saved_env) do

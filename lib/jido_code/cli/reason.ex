@@ -1,8 +1,7 @@
 defmodule JidoCode.CLI.Reason do
   @moduledoc """
   Error reasons of the session store in words: a sentence for people
-  (`describe/1`), a short tag for table cells (`short/1`) and a stable code
-  for `--json` output (`code/1`).
+  (`describe/1`) and a stable code for `--json` output (`code/1`).
 
   Every sentence ends with the reason's atom in parentheses, so what a person
   reads can be matched against the documentation and the logs.
@@ -32,31 +31,8 @@ defmodule JidoCode.CLI.Reason do
   @spec code(term()) :: String.t()
   def code(reason) when is_atom(reason), do: Atom.to_string(reason)
   def code(reason) when is_tuple(reason) and is_atom(elem(reason, 0)), do: code(elem(reason, 0))
+  def code([reason | _]), do: code(reason)
   def code(_reason), do: "error"
-
-  @doc """
-  A few words for a table cell.
-
-      iex> JidoCode.CLI.Reason.short(:foreign_signature)
-      "foreign key"
-  """
-  @spec short(term()) :: String.t()
-  def short(:signature_verification_failed), do: "tampered"
-  def short(:foreign_signature), do: "foreign key"
-  def short(:malformed_signature), do: "bad signature"
-  def short(:missing_signature), do: "unsigned, refused"
-  def short(:session_id_mismatch), do: "id mismatch"
-  def short(:file_too_large), do: "too large"
-  def short({:file_too_large, _}), do: "too large"
-  def short(:symlink), do: "symlink"
-  def short(:not_regular_file), do: "not a file"
-  def short({:invalid_json, _}), do: "bad JSON"
-  def short(:not_an_object), do: "bad JSON"
-  def short({:insecure_secret_permissions, _}), do: "secret refused"
-  def short({:invalid_machine_secret, _}), do: "secret refused"
-  def short({:io_error, _}), do: "unreadable"
-  def short(:no_machine_secret), do: "no key here"
-  def short(reason), do: code(reason)
 
   # -- Sentences ---------------------------------------------------------------
 
@@ -118,16 +94,13 @@ defmodule JidoCode.CLI.Reason do
   defp text({:invalid_json, detail}), do: "invalid JSON: #{Output.sanitize(detail)}"
   defp text(:not_an_object), do: "the JSON document is not an object"
   defp text({:missing_fields, fields}), do: "missing fields: #{Enum.join(fields, ", ")}"
-  defp text({:unsupported_version, v}), do: "unsupported schema version #{Output.sanitize(v)}"
-
-  defp text({:invalid_element, index, reason}),
-    do: "element #{index} of a list is invalid: #{text(reason)}"
-
-  defp text({:invalid_timestamp, field, value}),
-    do: "#{field} is not an ISO 8601 timestamp: #{Output.truncate(value, 40)}"
-
-  defp text({:unknown_role, role}), do: "unknown message role #{Output.truncate(role, 20)}"
-  defp text({:unknown_status, status}), do: "unknown todo status #{Output.truncate(status, 20)}"
+  defp text(:unsupported_version), do: "the schema version is newer than this store"
+  defp text(:invalid_version), do: "the schema version is not an integer of 1 or more"
+  defp text({:invalid_message, reason}), do: "a message is invalid: #{text(reason)}"
+  defp text({:invalid_todo, reason}), do: "a todo is invalid: #{text(reason)}"
+  defp text(:invalid_timestamp), do: "a timestamp is not ISO 8601"
+  defp text(:unknown_role), do: "a message has a role outside user, assistant, system, tool"
+  defp text(:unknown_status), do: "a todo has a status outside pending, in_progress, completed"
 
   defp text({:insecure_secret_permissions, mode}),
     do:
@@ -171,6 +144,8 @@ defmodule JidoCode.CLI.Reason do
   defp text(:eexist), do: "already exists"
   defp text(:enotdir), do: "a path component is not a directory"
   defp text(:eisdir), do: "is a directory"
+
+  defp text([_ | _] = reasons), do: Enum.map_join(reasons, "; ", &text/1)
 
   defp text(reason) when is_atom(reason),
     do: reason |> Atom.to_string() |> String.replace("_", " ")

@@ -113,7 +113,6 @@ defmodule JidoCode.CLI.ResumeCommand do
   defp text(%{check: :rate_limit, status: :ok, value: %{limit: limit, window_ms: ms}}),
     do: "within #{limit} per #{div(ms, 1000)} s per session (this check is not counted)"
 
-  defp text(%{check: :rate_limit, status: :ok}), do: "no limit configured"
   defp text(%{check: :rate_limit, status: :problem, value: s}), do: "exceeded: retry after #{s} s"
   defp text(%{check: :lock, status: :ok}), do: "free: no other process is resuming it"
   defp text(%{check: :load, status: :ok}), do: "signature valid, id matches, schema ok"

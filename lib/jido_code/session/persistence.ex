@@ -109,6 +109,24 @@ defmodule JidoCode.Session.Persistence do
 
   # -- Storage location -----------------------------------------------------
 
+  @doc """
+  The original's start-up hook, kept for callers that still call it: the
+  store's state (save locks, warnings, the migration) is owned by the
+  supervised `JidoCode.Session.Persistence.Server`, so there is nothing
+  left to initialise. Always `:ok`.
+  """
+  @spec init() :: :ok
+  def init, do: :ok
+
+  @doc false
+  # The original's accessors of two settings (public there, undocumented).
+  @spec get_max_sessions() :: pos_integer()
+  def get_max_sessions, do: Config.persistence(:max_sessions)
+
+  @doc false
+  @spec get_auto_cleanup_enabled?() :: boolean()
+  def get_auto_cleanup_enabled?, do: Config.persistence(:auto_cleanup_on_limit)
+
   @doc "The sessions directory (`<home>/sessions` unless configured)."
   @spec sessions_dir() :: Path.t()
   def sessions_dir, do: Config.sessions_dir()
@@ -135,15 +153,15 @@ defmodule JidoCode.Session.Persistence do
   @doc """
   Saves the live session `session_id` to disk and returns the file's path.
 
-  Errors: `:invalid_session_id`, `:not_found` (no such live session),
-  `:save_in_progress`, `:session_limit_reached` (too many persisted sessions
+  Errors: `:not_found` (no such live session — any id that is not a UUID
+  v4 included, since no session can have one), `:save_in_progress`, `:session_limit_reached` (too many persisted sessions
   and `auto_cleanup_on_limit` off), `:session_too_large` (the live session is
   kept; nothing is written), or a write error.
   """
   @spec save(String.t()) :: {:ok, Path.t()} | {:error, term()}
   def save(session_id) do
     result =
-      with :ok <- check_id(session_id),
+      with :ok <- running_id(session_id),
            :ok <- Server.acquire_save_lock(session_id) do
         try do
           with {:ok, state} <- State.get_state(session_id),
@@ -167,8 +185,10 @@ defmodule JidoCode.Session.Persistence do
 
   `persisted` is what `build_persisted_session/1` returns — atom or string
   keys, `DateTime` or ISO 8601 timestamps, atom or string roles and statuses.
-  Its `id` must be `session_id` (`:session_id_mismatch`). The project path is
-  stored canonical (symlinks resolved) when it exists.
+  Its `id` must be `session_id` (`:session_id_mismatch`), and it must pass
+  `validate_session/1` (so no file is written that `load/1` would refuse for
+  its shape); a term JSON cannot hold is `{:unsupported_term, detail}`. The
+  project path is stored canonical (symlinks resolved) when it exists.
   """
   @spec write_session_file(String.t(), map()) :: :ok | {:error, term()}
   def write_session_file(session_id, persisted) when is_map(persisted) do
@@ -176,6 +196,7 @@ defmodule JidoCode.Session.Persistence do
 
     with :ok <- check_id(session_id),
          :ok <- check_document_id(document, session_id),
+         {:ok, _} <- Schema.validate_session(document),
          {:ok, key} <- Crypto.key(),
          :ok <- ensure_sessions_dir() do
       path = session_file(session_id)
@@ -311,15 +332,22 @@ defmodule JidoCode.Session.Persistence do
   @doc """
   Loads, verifies and deserializes the persisted session `session_id`.
 
+  The map has atom keys: `id`, `name`, `project_path`, `config` (string
+  keys, the original's defaults filled in), `language`, `created_at`,
+  `updated_at`, `closed_at` (`DateTime`s), `conversation` (roles as atoms),
+  `todos` (statuses as atoms), `prompt_history`, plus `version` and
+  `project_dir_id`.
+
   Errors: `:invalid_session_id`, `:not_found`, `:file_too_large`, `:symlink`,
   `:not_regular_file`, `{:invalid_json, detail}` (syntax, invalid UTF-8,
   nesting too deep, duplicate keys, numbers out of range), `:not_an_object`,
   `:signature_verification_failed`, `:foreign_signature`,
   `:malformed_signature`, `:missing_signature`, `:session_id_mismatch`, or a
-  schema error: `{:missing_fields, fields}`, `{:unsupported_version, version}`,
-  `{:invalid_<field>, value}`, `{:invalid_timestamp, field, value}`, or
-  `{:invalid_element, index, reason}` for a message or todo, such as
-  `{:unknown_role, role}` or `{:unknown_status, status}`.
+  schema error as the original reports it (`deserialize_session/1`):
+  `{:missing_fields, fields}`, `:invalid_version`, `:unsupported_version`,
+  `:invalid_<field>`, `:invalid_timestamp`, `{:invalid_message, reason}`,
+  `{:invalid_todo, reason}` (such as `:unknown_role`, `:unknown_status`).
+  The offending value is logged with the session id, not returned.
   """
   @spec load(String.t()) :: {:ok, map()} | {:error, term()}
   def load(session_id) do
@@ -360,8 +388,10 @@ defmodule JidoCode.Session.Persistence do
     log_rejection(result, session_id)
   end
 
+  # The log keeps what the public error leaves out (the size of a file too large).
   def accept_loaded({:error, reason}, session_id, _path) do
-    {:error, load_error(reason)} |> log_rejection(session_id)
+    _ = log_rejection({:error, reason}, session_id)
+    {:error, load_error(reason)}
   end
 
   defp load_error({:file_too_large, _size}), do: :file_too_large
@@ -388,7 +418,7 @@ defmodule JidoCode.Session.Persistence do
   defp log_rejection({:error, :not_found} = error, _session_id), do: error
 
   defp log_rejection({:error, reason} = error, session_id) do
-    Logger.warning("session file rejected: #{inspect(reason)}",
+    Logger.warning("session file #{session_id} rejected: #{inspect(reason)}",
       session_id: session_id,
       operation: :load,
       outcome: :rejected
@@ -500,7 +530,9 @@ defmodule JidoCode.Session.Persistence do
   canonically), or `{:ok, nil}`.
   """
   @spec find_by_project_path(String.t()) :: {:ok, metadata() | nil} | {:error, term()}
-  def find_by_project_path(project_path) when is_binary(project_path) do
+  def find_by_project_path(project_path) when not is_binary(project_path), do: {:ok, nil}
+
+  def find_by_project_path(project_path) do
     wanted =
       case Security.canonical_project_path(project_path) do
         {:ok, canonical} -> [project_path, canonical]
@@ -515,11 +547,15 @@ defmodule JidoCode.Session.Persistence do
   # -- Deleting -------------------------------------------------------------
 
   @doc """
-  Deletes sessions closed more than `max_age_days` days ago. Running sessions
-  and sessions with an unreadable `closed_at` are skipped.
+  Deletes sessions closed more than `max_age_days` days ago (default: the
+  `cleanup_age_days` setting, 30). Running sessions and sessions with an
+  unreadable `closed_at` are skipped. Anything but a positive integer is
+  `{:error, :invalid_max_age_days}`.
   """
   @spec cleanup(pos_integer()) :: {:ok, cleanup_result()} | {:error, term()}
-  def cleanup(max_age_days \\ 30) when is_integer(max_age_days) and max_age_days > 0 do
+  def cleanup(max_age_days \\ Config.persistence(:cleanup_age_days))
+
+  def cleanup(max_age_days) when is_integer(max_age_days) and max_age_days > 0 do
     with {:ok, %{delete: doomed, keep: kept}} <- Inspection.cleanup_candidates(max_age_days) do
       result =
         Enum.reduce(doomed, %{deleted: 0, skipped: length(kept), failed: 0, errors: []}, fn
@@ -541,6 +577,8 @@ defmodule JidoCode.Session.Persistence do
       {:ok, %{result | errors: Enum.reverse(result.errors)}}
     end
   end
+
+  def cleanup(_max_age_days), do: {:error, :invalid_max_age_days}
 
   @doc "Deletes the file of `session_id`. Deleting a missing file is `:ok`."
   @spec delete_persisted(String.t()) :: :ok | {:error, term()}
@@ -570,6 +608,12 @@ defmodule JidoCode.Session.Persistence do
   against the pin → restore conversation, todos and prompt history → delete
   the file. A failure after the processes started stops them; the file is
   kept on every failure.
+
+  Every attempt counts toward the rate limit, whatever its outcome: 5 per
+  session id and 20 in all per 60 s by default. Attempts on ids that have no
+  session file count toward the id's limit but, across ids, in a global
+  window of their own (`:resume_unknown_id`, also 20 per 60 s), so they can
+  never lock the user out of real sessions.
 
   Errors include `{:error, :rate_limit_exceeded, retry_after_seconds}`,
   `:resume_in_progress`, every `load/1` error, the `:project_path_*` errors
@@ -661,6 +705,11 @@ defmodule JidoCode.Session.Persistence do
 
   defp check_id(session_id) do
     if Session.valid_id?(session_id), do: :ok, else: {:error, :invalid_session_id}
+  end
+
+  # Only a UUID v4 can name a running session.
+  defp running_id(session_id) do
+    if Session.valid_id?(session_id), do: :ok, else: {:error, :not_found}
   end
 
   defp log_outcome(result, operation, session_id) do

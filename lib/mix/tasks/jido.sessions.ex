@@ -49,11 +49,10 @@ defmodule Mix.Tasks.Jido.Sessions do
     {verbose?, argv} = take_verbose(argv)
     unless verbose?, do: Logger.configure(level: :none)
 
-    # Compile and load the configuration (JIDO_CODE_HOME is read by
-    # config/runtime.exs) but do not start the application: only commands
-    # that write start it, and `demo` must first point it at a temporary
-    # home. Compiler chatter would end up in the command's output (`--json`,
-    # `export` to stdout); errors still reach standard error.
+    # Compile and load the configuration but do not start the application:
+    # only commands that write start it, and `demo` must first point it at a
+    # temporary home. Compiler chatter would end up in the command's output
+    # (`--json`, `export` to stdout); errors still reach standard error.
     shell = Mix.shell()
     Mix.shell(Mix.Shell.Quiet)
 
@@ -63,10 +62,17 @@ defmodule Mix.Tasks.Jido.Sessions do
       Mix.shell(shell)
     end
 
+    # JIDO_CODE_HOME is folded in once in the caller's directory, so that a
+    # relative home means what it means there (and commands that only print
+    # paths see it; the application start reads it again, from there too).
     {status, out, err} =
       case enter_caller_cwd() do
-        :ok -> JidoCode.CLI.run(argv)
-        {:error, message} -> {2, [], ["error: ", message, ?\n]}
+        :ok ->
+          :ok = JidoCode.Config.load_environment()
+          JidoCode.CLI.run(argv)
+
+        {:error, message} ->
+          {2, [], ["error: ", message, ?\n]}
       end
 
     IO.write(out)

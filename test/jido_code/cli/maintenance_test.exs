@@ -5,6 +5,7 @@ defmodule JidoCode.CLI.MaintenanceTest do
 
   alias JidoCode.Session.Persistence
   alias JidoCode.Session.Persistence.Migration
+  alias JidoCode.SessionSupervisor
 
   setup do
     home = use_tmp_home!()
@@ -140,7 +141,7 @@ defmodule JidoCode.CLI.MaintenanceTest do
 
     test "an id that is already running would be refused" do
       {id, project} = persist_session!()
-      create_session!(id: id, project_path: project)
+      {:ok, _} = SessionSupervisor.start_session(%{new_session!(project_path: project) | id: id})
 
       assert {1, out} = run_cli(["resume", id, "--check"])
       assert out =~ ~r/^FAIL\s+running\s+a session with this id is already running/m

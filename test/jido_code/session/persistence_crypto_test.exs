@@ -8,6 +8,8 @@ defmodule JidoCode.Session.PersistenceCryptoTest do
   alias JidoCode.Session.Persistence
   alias JidoCode.Session.Persistence.{Crypto, Migration}
 
+  doctest Crypto
+
   setup do
     home = use_tmp_home!()
     {id, project} = persist_session!()
@@ -174,8 +176,10 @@ defmodule JidoCode.Session.PersistenceCryptoTest do
       refute Crypto.signed?(doc)
       assert {:ok, :signed} = Crypto.verify(signed)
       assert {:ok, :unsigned} = Crypto.verify(doc)
-      assert {:ok, sig} = Crypto.compute_signature(doc)
-      assert sig == signed["signature"]
+      # A signed file's signature is compute_signature/1 of the file without it.
+      unsigned = Map.delete(signed, "signature")
+      assert Crypto.compute_signature(unsigned) == signed["signature"]
+      assert :ok = Crypto.verify_signature(unsigned, signed["signature"])
       assert {:error, :signature_verification_failed} = Crypto.verify(%{signed | "n" => 2})
     end
   end

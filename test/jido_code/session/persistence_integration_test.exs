@@ -83,7 +83,9 @@ defmodule JidoCode.Session.PersistenceIntegrationTest do
   test "rapid resumes of one id are throttled after the limit, failures included" do
     {id, _} = persist_session!()
     assert {:ok, _} = Persistence.resume(id)
+    # Stopping saves the session again; without its file, the next attempts fail.
     :ok = SessionSupervisor.stop_session(id)
+    :ok = Persistence.delete_persisted(id)
 
     for _ <- 2..5, do: assert({:error, :not_found} = Persistence.resume(id))
     assert {:error, :rate_limit_exceeded, _} = Persistence.resume(id)

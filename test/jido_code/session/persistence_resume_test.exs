@@ -17,6 +17,26 @@ defmodule JidoCode.Session.PersistenceResumeTest do
     assert {:error, :not_found} = State.get_state(id)
   end
 
+  test "regression: resumes of ids with no session file used up the global limit and locked out a real resume" do
+    previous = Application.get_env(:jido_code, :global_rate_limits)
+    on_exit(fn -> Application.put_env(:jido_code, :global_rate_limits, previous) end)
+
+    Application.put_env(:jido_code, :global_rate_limits,
+      resume: [limit: 20, window_seconds: 60],
+      resume_unknown_id: [limit: 20, window_seconds: 60]
+    )
+
+    for op <- [:resume, :resume_unknown_id], do: RateLimit.reset_global(op)
+    on_exit(fn -> for op <- [:resume, :resume_unknown_id], do: RateLimit.reset_global(op) end)
+
+    results = for _ <- 1..25, do: Persistence.resume(uuid())
+    assert Enum.count(results, &(&1 == {:error, :not_found})) == 20
+    assert Enum.count(results, &match?({:error, :rate_limit_exceeded, _}, &1)) == 5
+
+    {id, _project} = persist_session!()
+    assert {:ok, _session} = Persistence.resume(id)
+  end
+
   test "resume restores conversation, todos and prompt history, then deletes the file" do
     {id, project} = persist_session!(messages: 4)
 

@@ -87,11 +87,72 @@ defmodule JidoCode.Session.Persistence.Crypto do
     end
   end
 
-  @doc "The base64 signature a document would carry."
-  @spec compute_signature(map()) :: {:ok, String.t()} | {:error, term()}
-  def compute_signature(document) do
-    with {:ok, signed} <- sign(document), do: {:ok, Map.fetch!(signed, "signature")}
+  @doc """
+  The Base64 HMAC-SHA256 signature of a JSON document, as the original's
+  `compute_signature/1` returns it — computed over the RFC 8785 canonical
+  form of `json`, so two layouts of one document sign alike (a deliberate
+  difference: the original signed the exact bytes).
+
+  A map is accepted too (it is encoded first). JSON that does not parse, or
+  a missing key, is `{:error, reason}`: nothing is signed that could not be
+  verified.
+  """
+  @spec compute_signature(binary() | map()) :: String.t() | {:error, term()}
+  def compute_signature(json) do
+    with {:ok, tag} <- mac(json), do: Base.encode64(tag)
   end
+
+  @doc """
+  Checks `signature` (Base64, as `compute_signature/1` returns it) against
+  `json`: `:ok`, or `{:error, :signature_verification_failed}` — also for a
+  signature that is not canonical Base64 of 32 bytes. The comparison is
+  constant-time (`:crypto.hash_equals/2`).
+
+      iex> alias JidoCode.Session.Persistence.Crypto
+      iex> json = ~s({"b": 1, "a": [true]})
+      iex> Crypto.verify_signature(~s({"a":[true],"b":1}), Crypto.compute_signature(json))
+      :ok
+      iex> Crypto.verify_signature(json, "AAAA")
+      {:error, :signature_verification_failed}
+  """
+  @spec verify_signature(binary() | map(), String.t()) ::
+          :ok | {:error, :signature_verification_failed | term()}
+  def verify_signature(json, signature) when is_binary(signature) do
+    with {:ok, expected} <- mac(json) do
+      case Base.decode64(signature) do
+        {:ok, <<_::binary-32>> = given} ->
+          if :crypto.hash_equals(expected, given) and Base.encode64(given) == signature,
+            do: :ok,
+            else: {:error, :signature_verification_failed}
+
+        _ ->
+          {:error, :signature_verification_failed}
+      end
+    end
+  end
+
+  def verify_signature(_json, _signature), do: {:error, :signature_verification_failed}
+
+  @doc """
+  The original's start-up hook for its key cache, kept for callers that
+  still call it: keys are cached in `:persistent_term` without a table, so
+  there is nothing to create. Always `:ok`.
+  """
+  @spec create_cache_table() :: :ok
+  def create_cache_table, do: :ok
+
+  defp mac(document) when is_map(document) do
+    with {:ok, json} <- Native.json_encode(document, false, Config.max_json_depth()),
+         do: mac(json)
+  end
+
+  defp mac(json) when is_binary(json) do
+    with {:ok, key} <- key(),
+         {:ok, canonical} <- Native.json_canonicalize(json, Config.max_json_depth()),
+         do: {:ok, Native.hmac(key, canonical)}
+  end
+
+  defp mac(_other), do: {:error, :not_json}
 
   @doc """
   Verifies a document given as a map or as JSON text.
@@ -111,10 +172,18 @@ defmodule JidoCode.Session.Persistence.Crypto do
     with {:ok, key} <- key(), do: Native.document_verify(key, json, Config.max_json_depth())
   end
 
-  @doc "Whether a document map carries a signature member."
+  @doc """
+  Whether a decoded document carries a `"signature"` member (string key, as
+  JSON decodes it; an atom `:signature` key is not a signed file, as in the
+  original).
+
+      iex> JidoCode.Session.Persistence.Crypto.signed?(%{"signature" => "abc"})
+      true
+      iex> JidoCode.Session.Persistence.Crypto.signed?(%{signature: "abc"})
+      false
+  """
   @spec signed?(map()) :: boolean()
-  def signed?(document) when is_map(document),
-    do: Map.has_key?(document, "signature") or Map.has_key?(document, :signature)
+  def signed?(document) when is_map(document), do: Map.has_key?(document, "signature")
 
   defp key_spec do
     persistence = Config.persistence()

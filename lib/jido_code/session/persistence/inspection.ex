@@ -512,6 +512,8 @@ defmodule JidoCode.Session.Persistence.Inspection do
   defp resume_error_reason({:error, :rate_limit_exceeded, _seconds}), do: :rate_limit_exceeded
   defp resume_error_reason({:error, reason}), do: reason
 
+  defp session_file?(path), do: match?({:ok, %File.Stat{type: :regular}}, File.lstat(path))
+
   defp release(%{lock: nil}), do: :ok
   defp release(%{lock: lock}), do: Native.session_lock_release(lock)
 
@@ -547,14 +549,30 @@ defmodule JidoCode.Session.Persistence.Inspection do
     end)
   end
 
-  # Every attempt counts, including refused ones.
+  # Every attempt counts in the id's window, including refused ones.
+  # Attempts on ids without a session file count, across ids, in a global
+  # window of their own (`:resume_unknown_id`), so a flood of them cannot
+  # exhaust the one real resumes need. The file's presence only picks the
+  # window; the lock and load below decide what exists.
   defp resume_check(:rate_limit, %{mode: :resume} = state) do
-    with :ok <- RateLimit.check_and_record(:resume, state.id), do: {:ok, nil, state}
+    result =
+      if session_file?(state.path) do
+        RateLimit.check_and_record(:resume, state.id)
+      else
+        with :ok <- RateLimit.check_and_record_attempt(:resume, state.id),
+             do: RateLimit.check_and_record_global(:resume_unknown_id)
+      end
+
+    with :ok <- result, do: {:ok, Config.rate_limit(:resume), state}
   end
 
+  # The same windows, read without recording.
   defp resume_check(:rate_limit, state) do
     if Process.whereis(RateLimit) do
+      global = if session_file?(state.path), do: :resume, else: :resume_unknown_id
+
       with :ok <- RateLimit.check_rate_limit(:resume, state.id),
+           :ok <- RateLimit.check_global_rate_limit(global),
            do: {:ok, Config.rate_limit(:resume), state}
     else
       {:not_checked, :application_not_running}

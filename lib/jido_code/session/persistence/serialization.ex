@@ -18,23 +18,66 @@ defmodule JidoCode.Session.Persistence.Serialization do
 
   defguardp is_digit(c) when c in ?0..?9
 
-  @doc "Builds the persisted map from a `Session.State` state map."
+  @doc """
+  Builds the persisted map from a `Session.State` state map. Never raises on
+  the shapes the original accepted: a todo without `active_form` falls back
+  to its content, and atom values in `config` become strings.
+  """
   @spec build_persisted_session(map()) :: Schema.persisted_session()
   def build_persisted_session(%{session: session} = state) do
+    messages = Map.get(state, :messages, [])
+
     %{
       version: Schema.schema_version(),
       id: session.id,
       name: session.name,
       project_path: session.project_path,
       config: serialize_config(session.config),
+      language: session |> Map.get(:language, :elixir) |> to_string(),
       created_at: format_timestamp(session.created_at),
       updated_at: format_timestamp(session.updated_at),
       closed_at: Schema.current_timestamp_iso8601(),
-      conversation: Enum.map(Map.get(state, :messages, []), &serialize_message/1),
+      conversation: Enum.map(messages, &serialize_message/1),
       todos: Enum.map(Map.get(state, :todos, []), &serialize_todo/1),
       prompt_history: Map.get(state, :prompt_history, [])
     }
+    |> put_present(:cumulative_usage, cumulative_usage(messages))
   end
+
+  # Token usage, as the original records it: per message, and summed over
+  # the conversation when any message has some.
+  defp cumulative_usage(messages) do
+    total =
+      for %{usage: usage} when is_map(usage) <- messages,
+          reduce: %{input_tokens: 0, output_tokens: 0, total_cost: 0.0} do
+        acc ->
+          usage = normalize_usage(usage)
+          Map.new(acc, fn {key, sum} -> {key, sum + usage[key]} end)
+      end
+
+    if total == %{input_tokens: 0, output_tokens: 0, total_cost: 0.0}, do: nil, else: total
+  end
+
+  defp normalize_usage(usage) do
+    %{
+      input_tokens: usage_number(usage, :input_tokens, 0),
+      output_tokens: usage_number(usage, :output_tokens, 0),
+      total_cost: usage_number(usage, :total_cost, 0.0)
+    }
+  end
+
+  defp usage_number(usage, key, default) do
+    case Map.get(usage, key, Map.get(usage, Atom.to_string(key))) do
+      n when is_number(n) -> n
+      _ -> default
+    end
+  end
+
+  defp usage_map(usage) when is_map(usage), do: normalize_usage(usage)
+  defp usage_map(_usage), do: nil
+
+  defp put_present(map, _key, nil), do: map
+  defp put_present(map, key, value), do: Map.put(map, key, value)
 
   @doc """
   Normalises a persisted map for the native encoder: timestamps become ISO
@@ -44,127 +87,218 @@ defmodule JidoCode.Session.Persistence.Serialization do
   """
   @spec to_document(map()) :: map()
   def to_document(persisted) when is_map(persisted) do
-    persisted
-    |> Map.new(fn {key, value} -> {key, document_member(to_string(key), value)} end)
+    Map.new(persisted, fn {key, value} -> {key, document_member(key_name(key), value)} end)
   end
+
+  # Keys other than atoms and strings are left for the native encoder, which
+  # refuses them with `{:unsupported_term, _}`.
+  defp key_name(key) when is_atom(key), do: Atom.to_string(key)
+  defp key_name(key) when is_binary(key), do: key
+  defp key_name(_key), do: nil
 
   defp document_member(key, value) when key in ~w(created_at updated_at closed_at),
     do: format_timestamp(value)
 
   defp document_member("conversation", messages) when is_list(messages),
-    do: Enum.map(messages, &update_timestamp/1)
+    do: update_timestamps(messages)
 
   defp document_member(_key, value), do: value
+
+  # By hand rather than Enum.map/2: an improper list must reach the encoder,
+  # which refuses it with an error, instead of raising here.
+  defp update_timestamps([message | rest]),
+    do: [update_timestamp(message) | update_timestamps(rest)]
+
+  defp update_timestamps(tail), do: tail
 
   defp update_timestamp(%{timestamp: ts} = message),
     do: %{message | timestamp: format_timestamp(ts)}
 
-  defp update_timestamp(%{"timestamp" => ts} = message),
+  defp update_timestamp(%{"timestamp" => ts} = message) when is_map(message),
     do: %{message | "timestamp" => format_timestamp(ts)}
 
   defp update_timestamp(message), do: message
 
   @doc """
   Deserializes decoded file data into a session map: atom keys for known
-  fields, `DateTime` timestamps, whitelisted atoms for roles and statuses.
+  fields, `DateTime` timestamps, whitelisted atoms for roles and statuses,
+  the LLM `config` with the original's defaults filled in, and `language`.
+
+  Errors, as the original's: those of `Schema.validate_session/1`,
+  `:unsupported_version` (newer than this store), `{:invalid_message, reason}`
+  and `{:invalid_todo, reason}` for the first bad element (reason as
+  `Schema.validate_message/1` and `Schema.validate_todo/1` give it, or
+  `:invalid_timestamp`), and `:invalid_timestamp` for a session timestamp.
+  The offending value and the element's index go to the log with the
+  session id.
   """
   @spec deserialize_session(map()) :: {:ok, map()} | {:error, term()}
-  def deserialize_session(data) when is_map(data) do
-    with {:ok, session} <- Schema.validate_session(data),
-         {:ok, created_at} <- parse_timestamp(session.created_at, :created_at),
-         {:ok, updated_at} <- parse_timestamp(session.updated_at, :updated_at),
-         {:ok, closed_at} <- parse_timestamp(session.closed_at, :closed_at),
-         {:ok, conversation} <- deserialize_list(session.conversation, &deserialize_message/1),
-         {:ok, todos} <- deserialize_list(session.todos, &deserialize_todo/1) do
+  def deserialize_session(data) do
+    data
+    |> decode_session()
+    |> Schema.settle(:deserialize_session, session_id(data))
+  end
+
+  defp session_id(%{"id" => id}) when is_binary(id), do: id
+  defp session_id(%{id: id}) when is_binary(id), do: id
+  defp session_id(_data), do: nil
+
+  defp decode_session(data) do
+    with {:ok, session} <- Schema.check_session(data),
+         :ok <- check_version(session.version),
+         {:ok, conversation} <-
+           deserialize_list(session.conversation, &decode_message/1, :invalid_message),
+         {:ok, todos} <- deserialize_list(session.todos, &decode_todo/1, :invalid_todo),
+         {:ok, created_at} <- decode_timestamp(session.created_at, :created_at),
+         {:ok, updated_at} <- decode_timestamp(session.updated_at, :updated_at) do
       {:ok,
        %{
          version: session.version,
          id: session.id,
          name: session.name,
          project_path: session.project_path,
-         config: session.config,
+         config: deserialize_config(session.config),
+         language: deserialize_language(Map.get(data, "language", Map.get(data, :language))),
          created_at: created_at,
          updated_at: updated_at,
-         closed_at: closed_at,
+         closed_at: lenient_timestamp(session.closed_at),
          conversation: conversation,
          todos: todos,
          prompt_history: Map.get(session, :prompt_history) || [],
          project_dir_id: Map.get(session, :project_dir_id)
-       }}
+       }
+       |> put_present(:cumulative_usage, usage_map(member(data, :cumulative_usage)))}
     end
   end
 
-  def deserialize_session(_), do: {:error, :not_a_map}
+  # The original never read `closed_at` back; a file with an odd one still
+  # loads (listing and cleanup treat it as unknown).
+  defp lenient_timestamp(value) do
+    case parse_timestamp(value) do
+      {:ok, dt} -> dt
+      :error -> nil
+    end
+  end
+
+  defp member(map, key), do: Map.get(map, Atom.to_string(key), Map.get(map, key))
+
+  defp check_version(version) do
+    if version > Schema.schema_version(),
+      do: {:error, :unsupported_version, version},
+      else: :ok
+  end
+
+  # The original's config shape: string keys, its four settings defaulted.
+  defp deserialize_config(config) do
+    Map.merge(
+      Map.new(JidoCode.Session.default_config(), fn {key, value} ->
+        {Atom.to_string(key), value}
+      end),
+      config
+    )
+  end
+
+  defp deserialize_language(language) do
+    case JidoCode.Session.normalize_language(language) do
+      {:ok, language} -> language
+      {:error, _} -> :elixir
+    end
+  end
 
   @doc """
-  Applies `fun` to every element, returning `{:ok, results}` or the first
-  error tagged with the element's index: `{:error, {:invalid_element, i, reason}}`.
-
-      iex> JidoCode.Session.Persistence.Serialization.deserialize_list([1, 2], &{:ok, &1 * 2})
-      {:ok, [2, 4]}
-      iex> JidoCode.Session.Persistence.Serialization.deserialize_list([1, :x], fn
-      ...>   n when is_integer(n) -> {:ok, n}
-      ...>   _ -> {:error, :nan}
-      ...> end)
-      {:error, {:invalid_element, 1, :nan}}
+  Applies `fun` to every element, returning `{:ok, results}` or, for the
+  first element it refuses, `{:error, {tag, reason}, {index, detail}}` — the
+  shape `Schema.settle/3` turns into the public `{:error, {tag, reason}}`.
   """
-  @spec deserialize_list(list(), (term() -> {:ok, term()} | {:error, term()})) ::
-          {:ok, list()} | {:error, {:invalid_element, non_neg_integer(), term()}}
-  def deserialize_list(items, fun) when is_list(items) do
+  @spec deserialize_list(list(), (term() -> {:ok, term()} | {:error, term(), term()}), atom()) ::
+          {:ok, list()} | {:error, {atom(), term()}, {non_neg_integer(), term()}}
+  def deserialize_list(items, fun, tag) when is_list(items) do
     items
-    |> Enum.with_index()
-    |> Enum.reduce_while({:ok, []}, fn {item, index}, {:ok, acc} ->
+    |> Enum.reduce_while({:ok, [], 0}, fn item, {:ok, acc, index} ->
       case fun.(item) do
-        {:ok, value} -> {:cont, {:ok, [value | acc]}}
-        {:error, reason} -> {:halt, {:error, {:invalid_element, index, reason}}}
+        {:ok, value} -> {:cont, {:ok, [value | acc], index + 1}}
+        {:error, reason, detail} -> {:halt, {:error, {tag, reason}, {index, detail}}}
       end
     end)
     |> case do
-      {:ok, acc} -> {:ok, Enum.reverse(acc)}
+      {:ok, acc, _count} -> {:ok, Enum.reverse(acc)}
       error -> error
     end
   end
 
-  @doc "Deserializes one message: whitelisted role atom, `DateTime` timestamp."
+  @doc """
+  Deserializes one message: whitelisted role atom, `DateTime` timestamp.
+  Errors as `Schema.validate_message/1`.
+  """
   @spec deserialize_message(term()) :: {:ok, map()} | {:error, term()}
+  def deserialize_message(data),
+    do: data |> decode_message() |> Schema.settle(:deserialize_message)
+
   # Fast path for the shape every file written by this store has (a 10 MiB
   # session holds ~10,000 messages); anything else takes the general path,
   # which reports precisely what is wrong.
-  def deserialize_message(%{"id" => id, "role" => role, "content" => content, "timestamp" => ts})
-      when is_binary(id) and is_binary(content) and is_binary(ts) do
-    with {:ok, role} <- Schema.role_to_atom(role),
-         {:ok, timestamp} <- parse_timestamp(ts, :timestamp) do
-      {:ok, %{id: id, role: role, content: content, timestamp: timestamp}}
+  defp decode_message(
+         %{"id" => id, "role" => role, "content" => content, "timestamp" => ts} = data
+       )
+       when is_binary(id) and is_binary(content) and is_binary(ts) do
+    with {:ok, role} <- with_detail(Schema.role_to_atom(role), role),
+         {:ok, timestamp} <- decode_timestamp(ts, :timestamp) do
+      {:ok,
+       put_present(
+         %{id: id, role: role, content: content, timestamp: timestamp},
+         :usage,
+         usage_map(Map.get(data, "usage"))
+       )}
     end
   end
 
-  def deserialize_message(data) do
-    with {:ok, message} <- Schema.validate_message(data),
-         {:ok, role} <- Schema.role_to_atom(message.role),
-         {:ok, timestamp} <- parse_timestamp(message.timestamp, :timestamp) do
-      {:ok, %{id: message.id, role: role, content: message.content, timestamp: timestamp}}
+  defp decode_message(data) do
+    with {:ok, message} <- Schema.check_message(data),
+         {:ok, role} <- with_detail(Schema.role_to_atom(message.role), message.role),
+         {:ok, timestamp} <- decode_timestamp(message.timestamp, :timestamp) do
+      {:ok,
+       put_present(
+         %{id: message.id, role: role, content: message.content, timestamp: timestamp},
+         :usage,
+         usage_map(member(data, :usage))
+       )}
     end
   end
 
-  @doc "Deserializes one todo: whitelisted status atom."
+  @doc """
+  Deserializes one todo: whitelisted status atom. Errors as
+  `Schema.validate_todo/1`.
+  """
   @spec deserialize_todo(term()) :: {:ok, map()} | {:error, term()}
-  def deserialize_todo(%{"content" => content, "status" => status, "active_form" => form})
-      when is_binary(content) and is_binary(form) do
-    with {:ok, status} <- Schema.status_to_atom(status) do
+  def deserialize_todo(data), do: data |> decode_todo() |> Schema.settle(:deserialize_todo)
+
+  defp decode_todo(%{"content" => content, "status" => status, "active_form" => form})
+       when is_binary(content) and is_binary(form) do
+    with {:ok, status} <- with_detail(Schema.status_to_atom(status), status) do
       {:ok, %{content: content, status: status, active_form: form}}
     end
   end
 
-  def deserialize_todo(data) do
-    with {:ok, todo} <- Schema.validate_todo(data),
-         {:ok, status} <- Schema.status_to_atom(todo.status) do
+  defp decode_todo(data) do
+    with {:ok, todo} <- Schema.check_todo(data),
+         {:ok, status} <- with_detail(Schema.status_to_atom(todo.status), todo.status) do
       {:ok, %{content: todo.content, status: status, active_form: todo.active_form}}
     end
   end
 
+  defp with_detail({:ok, _} = ok, _detail), do: ok
+  defp with_detail({:error, reason}, detail), do: {:error, reason, detail}
+
+  defp decode_timestamp(value, field) do
+    case parse_timestamp(value) do
+      {:ok, _} = ok -> ok
+      :error -> {:error, :invalid_timestamp, {field, value}}
+    end
+  end
+
   @doc "Parses an ISO 8601 timestamp (or passes a `DateTime` through)."
-  @spec parse_timestamp(term(), atom()) :: {:ok, DateTime.t()} | {:error, term()}
-  def parse_timestamp(%DateTime{} = dt, _field), do: {:ok, dt}
+  @spec parse_timestamp(term()) :: {:ok, DateTime.t()} | :error
+  def parse_timestamp(%DateTime{} = dt), do: {:ok, dt}
 
   # Fast path for the UTC form this store writes (`DateTime.to_iso8601/1` of a
   # UTC time), matched byte by byte: several times cheaper than the general
@@ -172,8 +306,7 @@ defmodule JidoCode.Session.Persistence.Serialization do
   # form (offsets, odd widths) takes the general path.
   def parse_timestamp(
         <<y1, y2, y3, y4, ?-, mo1, mo2, ?-, d1, d2, ?T, h1, h2, ?:, mi1, mi2, ?:, s1, s2,
-          rest::binary>> = value,
-        field
+          rest::binary>> = value
       )
       when is_digit(y1) and is_digit(y2) and is_digit(y3) and is_digit(y4) and
              is_digit(mo1) and is_digit(mo2) and is_digit(d1) and is_digit(d2) and
@@ -204,14 +337,12 @@ defmodule JidoCode.Session.Persistence.Serialization do
          calendar: Calendar.ISO
        }}
     else
-      _ -> parse_timestamp_general(value, field)
+      _ -> parse_timestamp_general(value)
     end
   end
 
-  def parse_timestamp(value, field) when is_binary(value),
-    do: parse_timestamp_general(value, field)
-
-  def parse_timestamp(value, field), do: {:error, {:invalid_timestamp, field, value}}
+  def parse_timestamp(value) when is_binary(value), do: parse_timestamp_general(value)
+  def parse_timestamp(_value), do: :error
 
   defp num(c), do: c - ?0
 
@@ -227,10 +358,10 @@ defmodule JidoCode.Session.Persistence.Serialization do
 
   defp fraction_digits(_, _, _), do: :error
 
-  defp parse_timestamp_general(value, field) do
+  defp parse_timestamp_general(value) do
     case DateTime.from_iso8601(value) do
       {:ok, dt, _offset} -> {:ok, dt}
-      {:error, _} -> {:error, {:invalid_timestamp, field, value}}
+      {:error, _} -> :error
     end
   end
 
@@ -241,17 +372,39 @@ defmodule JidoCode.Session.Persistence.Serialization do
       content: message.content,
       timestamp: format_timestamp(message.timestamp)
     }
+    |> put_present(:usage, usage_map(Map.get(message, :usage)))
   end
 
+  # The original's todos may lack `active_form`; the file format requires one.
   defp serialize_todo(todo) do
-    %{content: todo.content, status: to_string(todo.status), active_form: todo.active_form}
+    content = Map.get(todo, :content)
+
+    %{
+      content: content,
+      status: to_string(Map.get(todo, :status)),
+      active_form: Map.get(todo, :active_form) || content
+    }
   end
 
-  # The file format keeps config string-keyed (it is open-ended provider data).
+  # The file format keeps config string-keyed (it is open-ended provider
+  # data); atom values (`provider: :anthropic`) become strings, nested maps
+  # likewise.
+  defp serialize_config(config) when is_struct(config),
+    do: config |> Map.from_struct() |> serialize_config()
+
   defp serialize_config(config) when is_map(config),
-    do: Map.new(config, fn {key, value} -> {to_string(key), value} end)
+    do: Map.new(config, fn {key, value} -> {config_key(key), serialize_config_value(value)} end)
 
   defp serialize_config(_), do: %{}
+
+  defp config_key(key) when is_atom(key), do: Atom.to_string(key)
+  # Anything else is kept for the encoder to accept (strings) or refuse.
+  defp config_key(key), do: key
+
+  defp serialize_config_value(value) when is_boolean(value) or is_nil(value), do: value
+  defp serialize_config_value(value) when is_atom(value), do: Atom.to_string(value)
+  defp serialize_config_value(value) when is_map(value), do: serialize_config(value)
+  defp serialize_config_value(value), do: value
 
   defp format_timestamp(%DateTime{} = dt), do: DateTime.to_iso8601(dt)
   defp format_timestamp(%NaiveDateTime{} = dt), do: NaiveDateTime.to_iso8601(dt) <> "Z"

@@ -90,7 +90,7 @@ defmodule JidoCode.Session.Persistence.Transfer do
          {:ok, session} <- step(Persistence.deserialize_session(document), known),
          :ok <- step(valid_id(session.id), known),
          known = Map.put(known, :session, session),
-         {:ok, _rebuilt} <- step(Persistence.rebuild_session(session), known),
+         :ok <- step(resumable(session), known),
          :ok <- step(not_running(session.id), known) do
       {:ok,
        %{
@@ -171,6 +171,25 @@ defmodule JidoCode.Session.Persistence.Transfer do
     do: {:ok, {:foreign, if(is_binary(document["key_id"]), do: document["key_id"])}}
 
   defp signature({:error, reason}, _document, known), do: {:error, reason, known}
+
+  # What resume/1 rebuilds from the file must be a valid session. The
+  # project directory may not exist on this machine yet: the CLI shows that
+  # as a warning, and resume checks the directory again anyway.
+  defp resumable(session) do
+    case Persistence.rebuild_session(session) do
+      {:ok, _session} ->
+        :ok
+
+      {:error, reasons} when is_list(reasons) ->
+        case reasons -- [:path_not_found, :path_not_directory] do
+          [] -> :ok
+          other -> {:error, other}
+        end
+
+      {:error, _} = error ->
+        error
+    end
+  end
 
   defp not_running(id) do
     if Process.whereis(SessionRegistry) && match?({:ok, _}, SessionRegistry.lookup(id)),
