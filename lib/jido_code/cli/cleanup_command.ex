@@ -22,7 +22,7 @@ defmodule JidoCode.CLI.CleanupCommand do
   @impl true
   def usage do
     """
-    ./jido cleanup --days N [--dry-run]
+    ./jido cleanup --days N [--dry-run] [--json]
 
     Deletes every session closed more than N days ago. Running sessions and
     sessions whose closing time cannot be read are kept; files the listing
@@ -31,6 +31,8 @@ defmodule JidoCode.CLI.CleanupCommand do
     Options:
       --days N     age in days, a positive integer (required)
       --dry-run    only list what would be deleted
+      --json       {"days", "dry_run", "would_delete": [ids]} or {"days",
+                   "dry_run", "deleted", "kept", "failed": [{"id", "reason", "message"}]}
 
     Exit status: 0 done, 1 some deletions failed, 2 usage error.
     """
@@ -39,9 +41,9 @@ defmodule JidoCode.CLI.CleanupCommand do
   @impl true
   def run(argv, ctx) do
     with {:ok, opts, []} <-
-           Command.parse(name(), argv, days: :integer, dry_run: :boolean),
+           Command.parse(name(), argv, days: :integer, dry_run: :boolean, json: :boolean),
          {:ok, days} <- days(opts[:days]) do
-      cleanup(ctx, days, opts[:dry_run])
+      cleanup(ctx, days, opts[:dry_run], opts[:json])
     else
       {:usage, result} -> result
     end
@@ -51,8 +53,18 @@ defmodule JidoCode.CLI.CleanupCommand do
   defp days(days) when days > 0, do: {:ok, days}
   defp days(_), do: {:usage, Command.usage_error(name(), "--days must be a positive integer")}
 
-  defp cleanup(ctx, days, dry_run?) do
+  defp cleanup(ctx, days, dry_run?, json?) do
     case candidates(days) do
+      {:ok, candidates} when json? and dry_run? ->
+        Command.json(%{
+          "days" => days,
+          "dry_run" => true,
+          "would_delete" => Enum.map(candidates, & &1.id)
+        })
+
+      {:ok, _candidates} when json? ->
+        json_run(days)
+
       {:ok, candidates} ->
         listing = listing(ctx, candidates)
 
@@ -90,6 +102,32 @@ defmodule JidoCode.CLI.CleanupCommand do
         if result.failed == 0,
           do: Command.ok(report),
           else: Command.fail(report, "#{result.failed} deletions failed")
+
+      {:error, reason} ->
+        Command.fail([], "cleanup failed: #{Reason.describe(reason)}")
+    end
+  end
+
+  defp json_run(days) do
+    case Persistence.cleanup(days) do
+      {:ok, result} ->
+        Command.json(
+          %{
+            "days" => days,
+            "dry_run" => false,
+            "deleted" => result.deleted,
+            "kept" => result.skipped,
+            "failed" =>
+              Enum.map(result.errors, fn {id, reason} ->
+                %{
+                  "id" => id,
+                  "reason" => Reason.code(reason),
+                  "message" => Reason.describe(reason)
+                }
+              end)
+          },
+          if(result.failed == 0, do: 0, else: 1)
+        )
 
       {:error, reason} ->
         Command.fail([], "cleanup failed: #{Reason.describe(reason)}")

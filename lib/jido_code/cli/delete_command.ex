@@ -22,7 +22,7 @@ defmodule JidoCode.CLI.DeleteCommand do
   @impl true
   def usage do
     """
-    ./jido delete [SESSION] [--yes]
+    ./jido delete [SESSION] [--yes] [--json]
 
     Deletes the file of SESSION (an id, a unique id prefix or `latest`) —
     for instance a session `verify` reports as tampered. Without SESSION, on a
@@ -34,6 +34,7 @@ defmodule JidoCode.CLI.DeleteCommand do
 
     Options:
       --yes, -y   delete without asking
+      --json      {"deleted": id}; a failure prints {"error", "message", "status"}
 
     Exit status: 0 deleted, 1 not deleted (no such session, declined, failed), 2 usage error.
     """
@@ -41,20 +42,26 @@ defmodule JidoCode.CLI.DeleteCommand do
 
   @impl true
   def run(argv, ctx) do
-    case Command.parse(name(), argv, [yes: :boolean], [y: :yes], 0..1) do
+    case Command.parse(name(), argv, [yes: :boolean, json: :boolean], [y: :yes], 0..1) do
       {:ok, opts, args} ->
-        Command.with_session(Command.session_arg(name(), args, ctx), &delete(ctx, &1, opts[:yes]))
+        Command.with_session(Command.session_arg(name(), args, ctx), &delete(ctx, &1, opts))
 
       {:usage, result} ->
         result
     end
   end
 
-  defp delete(ctx, id, yes?) do
-    with :ok <- confirm(ctx, id, yes?) do
-      case Persistence.delete_persisted(id) do
-        :ok -> Command.ok([Output.style(ctx, "deleted", :ok), " #{id}\n"])
-        {:error, reason} -> Command.fail([], "cannot delete #{id}: #{Reason.describe(reason)}")
+  defp delete(ctx, id, opts) do
+    with :ok <- confirm(ctx, id, opts[:yes]) do
+      case {Persistence.delete_persisted(id), opts[:json] == true} do
+        {:ok, true} ->
+          Command.json(%{"deleted" => id})
+
+        {:ok, false} ->
+          Command.ok([Output.style(ctx, "deleted", :ok), " #{id}\n"])
+
+        {{:error, reason}, _} ->
+          Command.fail([], "cannot delete #{id}: #{Reason.describe(reason)}")
       end
     end
   end

@@ -22,7 +22,7 @@ defmodule JidoCode.CLI.ExportCommand do
   @impl true
   def usage do
     """
-    ./jido export SESSION [--output PATH] [--force]
+    ./jido export SESSION [--output PATH] [--force] [--json]
 
     Loads and verifies the session (an id, a unique id prefix or `latest`),
     then writes it as pretty JSON, signed, to standard output (nothing else
@@ -34,6 +34,9 @@ defmodule JidoCode.CLI.ExportCommand do
                                stdout; a relative PATH is relative to the
                                current directory
       --force                  replace PATH if it exists
+      --json                   with --output: {"exported", "path", "size"} (the
+                               copy itself is JSON); a failure prints
+                               {"error", "message", "status"}
 
     Exit status: 0 written, 1 the session is refused or PATH cannot be written, 2 usage error.
     """
@@ -42,7 +45,13 @@ defmodule JidoCode.CLI.ExportCommand do
   @impl true
   def run(argv, ctx) do
     with {:ok, opts, [session]} <-
-           Command.parse(name(), argv, [output: :string, force: :boolean], [o: :output], 1) do
+           Command.parse(
+             name(),
+             argv,
+             [output: :string, force: :boolean, json: :boolean],
+             [o: :output],
+             1
+           ) do
       Command.with_session(Command.resolve(session), &export(ctx, &1, opts))
     else
       {:usage, result} -> result
@@ -63,17 +72,20 @@ defmodule JidoCode.CLI.ExportCommand do
   defp export_to(ctx, id, opts) do
     path = Path.expand(opts[:output])
 
-    case Transfer.export_session(id, path, opts[:force] == true) do
-      {:ok, size} ->
+    case {Transfer.export_session(id, path, opts[:force] == true), opts[:json] == true} do
+      {{:ok, size}, true} ->
+        Command.json(%{"exported" => id, "path" => path, "size" => size})
+
+      {{:ok, size}, false} ->
         Command.ok([
           Output.style(ctx, "exported", :ok),
           " #{id} to #{Output.sanitize(path)} (#{Output.human_size(size)}, mode 0600)\n"
         ])
 
-      {:error, :eexist} ->
+      {{:error, :eexist}, _json?} ->
         Command.fail([], "#{Output.sanitize(path)} exists (--force replaces it)")
 
-      {:error, reason} ->
+      {{:error, reason}, _json?} ->
         Command.fail(
           [],
           "cannot export #{id} to #{Output.sanitize(path)}: #{Reason.describe(reason)}"

@@ -24,7 +24,7 @@ defmodule JidoCode.CLI.ImportCommand do
   @impl true
   def usage do
     """
-    ./jido import FILE [--yes] [--force]
+    ./jido import FILE [--yes] [--force] [--json]
 
     Validates a session file from another machine or installation (FILE is
     relative to the current directory) and shows what it is: a bounded read
@@ -40,6 +40,10 @@ defmodule JidoCode.CLI.ImportCommand do
       --yes, -y   re-sign the session under this installation's key and write
                   it to the sessions directory
       --force     replace an existing session with the same id
+      --json      {"file", "size", "id", "name", "project_path", "signature"
+                  ("ours" | "unsigned" | "foreign"), "key_id", "exists",
+                  "unknown_members", "imported"}; a failure prints
+                  {"error", "message", "status"}
 
     Exit status: 0 valid (imported with --yes), 1 invalid or not written, 2 usage error.
     """
@@ -47,7 +51,13 @@ defmodule JidoCode.CLI.ImportCommand do
 
   @impl true
   def run(argv, ctx) do
-    case Command.parse(name(), argv, [yes: :boolean, force: :boolean], [y: :yes], 1) do
+    case Command.parse(
+           name(),
+           argv,
+           [yes: :boolean, force: :boolean, json: :boolean],
+           [y: :yes],
+           1
+         ) do
       {:ok, opts, [file]} -> import(ctx, Path.expand(file), opts)
       {:usage, result} -> result
     end
@@ -59,8 +69,11 @@ defmodule JidoCode.CLI.ImportCommand do
         do: Transfer.import_session(path, force: opts[:force] == true),
         else: Transfer.inspect_import(path)
 
-    case {result, opts[:yes] == true} do
-      {{:ok, info}, true} ->
+    case {result, opts[:yes] == true, opts[:json] == true} do
+      {{:ok, info}, yes?, true} ->
+        Command.json(json(info, yes?))
+
+      {{:ok, info}, true, _} ->
         Command.ok([
           describe(ctx, info),
           "\n",
@@ -68,7 +81,7 @@ defmodule JidoCode.CLI.ImportCommand do
           ": #{Output.sanitize(Persistence.session_file(info.id))}, signed under this installation's key\n"
         ])
 
-      {{:ok, info}, false} ->
+      {{:ok, info}, false, _} ->
         Command.ok([
           describe(ctx, info),
           "\n",
@@ -87,12 +100,33 @@ defmodule JidoCode.CLI.ImportCommand do
           "\nrun again with --yes to import it\n"
         ])
 
-      {{:error, reason, known}, _yes?} ->
+      {{:error, reason, known}, _yes?, json?} ->
         Command.fail(
-          describe_known(ctx, known),
+          if(json?, do: [], else: describe_known(ctx, known)),
           "cannot import #{Output.sanitize(path)}: #{Reason.describe(reason)}"
         )
     end
+  end
+
+  defp json(info, imported?) do
+    {signature, key_id} =
+      case info.signature do
+        {:foreign, key_id} -> {"foreign", key_id}
+        other -> {Atom.to_string(other), nil}
+      end
+
+    %{
+      "file" => info.file,
+      "size" => info.size,
+      "id" => info.id,
+      "name" => info.session.name,
+      "project_path" => info.session.project_path,
+      "signature" => signature,
+      "key_id" => key_id,
+      "exists" => info.exists?,
+      "unknown_members" => info.unknown_members,
+      "imported" => imported?
+    }
   end
 
   defp describe(ctx, info) do

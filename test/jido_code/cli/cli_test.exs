@@ -6,6 +6,7 @@ defmodule JidoCode.CLITest do
 
   alias JidoCode.CLI
   alias JidoCode.CLI.Output
+  alias JidoCode.JSON
   alias JidoCode.Session.Persistence
 
   doctest JidoCode.CLI
@@ -94,6 +95,57 @@ defmodule JidoCode.CLITest do
       File.mkdir_p!(Path.join(Persistence.sessions_dir(), "../../etc"))
       assert {1, out} = run_cli(["show", "../../etc/passwd"])
       assert out == "error: no session \"../../etc/passwd\" in #{Persistence.sessions_dir()}\n"
+    end
+  end
+
+  describe "--json" do
+    test "every command that reports prints one JSON document on standard output" do
+      {id, _} = persist_session!()
+      copy = Path.join(tmp_dir!("jido_json"), "copy.json")
+      assert {0, _} = run_cli(["export", id, "-o", copy])
+
+      for argv <- [
+            ["list"],
+            ["show", id],
+            ["show", id, "--messages", "1"],
+            ["verify"],
+            ["audit"],
+            ["resume", id, "--check"],
+            ["migrate"],
+            ["cleanup", "--days", "1", "--dry-run"],
+            ["import", copy],
+            ["delete", id, "--yes"]
+          ] do
+        {_status, stdout, _stderr} = CLI.run(argv ++ ["--json"], tty: false, env: %{})
+        assert {:ok, %{}} = JSON.decode(IO.iodata_to_binary(stdout)), inspect(argv)
+      end
+    end
+
+    test "a failure prints a JSON error object on standard output" do
+      persist_session!()
+
+      for argv <- [
+            ["show", uuid()],
+            ["verify", uuid()],
+            ["resume", "latst", "--check"],
+            ["export", uuid()],
+            ["import", "/nonexistent/session.json"],
+            ["delete", uuid(), "--yes"]
+          ] do
+        {status, stdout, stderr} = CLI.run(argv ++ ["--json"], tty: false, env: %{})
+        assert status == 1, inspect(argv)
+
+        assert {:ok, %{"error" => "failed", "message" => message}} =
+                 JSON.decode(IO.iodata_to_binary(stdout)),
+               inspect(argv)
+
+        assert IO.iodata_to_binary(stderr) == "error: #{message}\n"
+      end
+
+      assert {2, stdout, _} = CLI.run(["list", "--json", "--bogus"], tty: false, env: %{})
+
+      assert {:ok, %{"error" => "usage", "status" => 2}} =
+               JSON.decode(IO.iodata_to_binary(stdout))
     end
   end
 
