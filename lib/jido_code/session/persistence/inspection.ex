@@ -276,8 +276,17 @@ defmodule JidoCode.Session.Persistence.Inspection do
   end
 
   @doc """
-  What a listed session's `key_id` says (see `t:listed_signature/0`). The
-  signature itself is only verified by a load (`inspect_session/1`).
+  What a listed session's `key_id` says (see `t:listed_signature/0`), given
+  this installation's key id (`nil` when it has none). The signature itself
+  is only verified by a load (`inspect_session/1`).
+
+      iex> alias JidoCode.Session.Persistence.Inspection
+      iex> Inspection.listed_signature(%{key_id: "0a1b"}, "0a1b")
+      :our_key
+      iex> Inspection.listed_signature(%{key_id: "0a1b"}, "ffff")
+      :foreign_key
+      iex> Inspection.listed_signature(%{key_id: nil}, "ffff")
+      :unsigned
   """
   @spec listed_signature(map(), String.t() | nil) :: listed_signature()
   def listed_signature(%{key_id: key_id}, ours) when is_binary(key_id) do
