@@ -237,7 +237,7 @@ defmodule JidoCode.CLI.Command do
   invocation fails without output of its own: `{"error": code, "message":
   text}`.
   """
-  @spec json_error(status(), iodata()) :: iodata()
+  @spec json_error(status(), iodata()) :: iolist()
   def json_error(status, error_line) do
     message =
       error_line

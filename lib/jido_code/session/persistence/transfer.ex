@@ -88,10 +88,10 @@ defmodule JidoCode.Session.Persistence.Transfer do
          {:ok, signature} <- signature(verdict, document, known),
          known = Map.put(known, :signature, signature),
          {:ok, session} <- step(Persistence.deserialize_session(document), known),
-         :ok <- step(valid_id(session.id), known),
+         :ok <- check(valid_id(session.id), known),
          known = Map.put(known, :session, session),
-         :ok <- step(resumable(session), known),
-         :ok <- step(not_running(session.id), known) do
+         :ok <- check(resumable(session), known),
+         :ok <- check(not_running(session.id), known) do
       {:ok,
        %{
          file: path,
@@ -114,8 +114,8 @@ defmodule JidoCode.Session.Persistence.Transfer do
   @spec import_session(Path.t(), keyword()) :: {:ok, import_info()} | {:error, term(), map()}
   def import_session(path, opts \\ []) do
     with {:ok, info} <- inspect_import(path),
-         :ok <- step(check_presence(info, opts[:force]), info),
-         :ok <- step(Persistence.write_session_file(info.id, info.session), info) do
+         :ok <- check(check_presence(info, opts[:force]), info),
+         :ok <- check(Persistence.write_session_file(info.id, info.session), info) do
       {:ok, info}
     end
   end
@@ -180,14 +180,11 @@ defmodule JidoCode.Session.Persistence.Transfer do
       {:ok, _session} ->
         :ok
 
-      {:error, reasons} when is_list(reasons) ->
+      {:error, reasons} ->
         case reasons -- [:path_not_found, :path_not_directory] do
           [] -> :ok
           other -> {:error, other}
         end
-
-      {:error, _} = error ->
-        error
     end
   end
 
@@ -201,7 +198,10 @@ defmodule JidoCode.Session.Persistence.Transfer do
     if is_binary(id) and Session.valid_id?(id), do: :ok, else: {:error, :invalid_session_id}
   end
 
-  defp step(:ok, _known), do: :ok
+  # Each failure carries what was learnt before it.
   defp step({:ok, value}, _known), do: {:ok, value}
   defp step({:error, reason}, known), do: {:error, reason, known}
+
+  defp check(:ok, _known), do: :ok
+  defp check({:error, reason}, known), do: {:error, reason, known}
 end
