@@ -24,9 +24,11 @@ defmodule JidoCode.CLI.CleanupCommand do
     """
     ./jido cleanup --days N [--dry-run] [--json]
 
-    Deletes every session closed more than N days ago. Running sessions and
-    sessions whose closing time cannot be read are kept; files the listing
-    cannot read at all (see `audit`) are not touched.
+    Deletes every session closed more than N days ago. Sessions whose closing
+    time cannot be read are kept; files the listing cannot read at all (see
+    `audit`) are not touched. Sessions running in this process are kept; the
+    sessions of a JidoCode application running elsewhere are not checked from
+    the CLI (their files are saved copies: run cleanup when it is closed).
 
     Options:
       --days N     age in days, a positive integer (required)
