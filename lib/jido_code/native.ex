@@ -13,6 +13,9 @@ defmodule JidoCode.Native do
   @doc false
   def load_nif do
     path = :filename.join(:code.priv_dir(:jido_code), ~c"native/libjido_nif")
+    # An old version of this module still loaded would keep the previous
+    # library mapped: purge it first (processes still running it are killed).
+    _ = :code.purge(__MODULE__)
     # Return the loader's result unchanged: a failed load must say why.
     :erlang.load_nif(path, 0)
   end

@@ -53,6 +53,7 @@ defmodule JidoCode.Session.State do
   require Logger
 
   alias JidoCode.Session
+  alias JidoCode.Session.Persistence.Schema
 
   @typedoc "A conversation message."
   @type message :: %{
@@ -129,11 +130,6 @@ defmodule JidoCode.Session.State do
 
   @typedoc "An error of every client function."
   @type call_error :: :not_found | :timeout
-
-  @roles [:user, :assistant, :system, :tool]
-  @role_names Enum.map(@roles, &Atom.to_string/1)
-  @statuses [:pending, :in_progress, :completed]
-  @status_names Enum.map(@statuses, &Atom.to_string/1)
 
   @max_messages 1000
   @max_reasoning_steps 100
@@ -676,11 +672,20 @@ defmodule JidoCode.Session.State do
 
   defp validate_message(%{} = message) do
     cond do
-      not non_empty_string?(Map.get(message, :id)) -> invalid_message(:invalid_id)
-      not one_of?(Map.get(message, :role), @roles, @role_names) -> invalid_message(:invalid_role)
-      not string?(Map.get(message, :content)) -> invalid_message(:invalid_content)
-      not match?(%DateTime{}, Map.get(message, :timestamp)) -> invalid_message(:invalid_timestamp)
-      true -> :ok
+      not non_empty_string?(Map.get(message, :id)) ->
+        invalid_message(:invalid_id)
+
+      not whitelisted?(Schema.role_to_atom(Map.get(message, :role))) ->
+        invalid_message(:invalid_role)
+
+      not string?(Map.get(message, :content)) ->
+        invalid_message(:invalid_content)
+
+      not match?(%DateTime{}, Map.get(message, :timestamp)) ->
+        invalid_message(:invalid_timestamp)
+
+      true ->
+        :ok
     end
   end
 
@@ -696,7 +701,7 @@ defmodule JidoCode.Session.State do
       not string?(Map.get(todo, :content)) ->
         {:error, {:invalid_todo, :invalid_content}}
 
-      not one_of?(Map.get(todo, :status), @statuses, @status_names) ->
+      not whitelisted?(Schema.status_to_atom(Map.get(todo, :status))) ->
         {:error, {:invalid_todo, :invalid_status}}
 
       not (is_nil(Map.get(todo, :active_form)) or string?(Map.get(todo, :active_form))) ->
@@ -727,7 +732,9 @@ defmodule JidoCode.Session.State do
 
   defp validate_all(_other, _validate, not_a_list), do: {:error, not_a_list}
 
-  defp one_of?(value, atoms, names), do: value in atoms or value in names
+  # Roles and statuses are the file format's: one whitelist, in Schema.
+  defp whitelisted?({:ok, _atom}), do: true
+  defp whitelisted?({:error, _reason}), do: false
   defp string?(value), do: is_binary(value) and String.valid?(value)
   defp non_empty_string?(value), do: string?(value) and value != ""
 end
