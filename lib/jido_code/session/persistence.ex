@@ -45,8 +45,17 @@ defmodule JidoCode.Session.Persistence do
 
   require Logger
 
-  alias JidoCode.{Config, Native, RateLimit, Session, SessionRegistry, SessionSupervisor}
-  alias JidoCode.Session.Persistence.{Crypto, Migration, Schema, Serialization, Server}
+  alias JidoCode.{Config, Native, Session, SessionRegistry, SessionSupervisor}
+
+  alias JidoCode.Session.Persistence.{
+    Crypto,
+    Inspection,
+    Migration,
+    Schema,
+    Serialization,
+    Server
+  }
+
   alias JidoCode.Session.State
   alias JidoCode.Tools.Security
 
@@ -58,6 +67,7 @@ defmodule JidoCode.Session.Persistence do
           closed_at: String.t(),
           created_at: String.t() | nil,
           updated_at: String.t() | nil,
+          key_id: String.t() | nil,
           size: non_neg_integer()
         }
 
@@ -438,12 +448,18 @@ defmodule JidoCode.Session.Persistence do
     end
   end
 
-  defp accept_loaded(loaded, session_id, path, accept_unsigned? \\ false)
+  @doc false
+  # The acceptance half of every load path (here, the inspection and
+  # resume): signature policy, id match, schema — on what the NIF returned.
+  # `accept_unsigned?` lets the explicit migration read legacy files.
+  @spec accept_loaded(term(), String.t(), Path.t(), boolean()) ::
+          {:ok, map(), :signed | :unsigned} | {:error, term()}
+  def accept_loaded(loaded, session_id, path, accept_unsigned? \\ false)
 
-  defp accept_loaded({:ok, {document, :unsigned, size}}, session_id, path, true),
+  def accept_loaded({:ok, {document, :unsigned, size}}, session_id, path, true),
     do: accept_loaded({:ok, {document, :unsigned_accepted, size}}, session_id, path, false)
 
-  defp accept_loaded({:ok, {document, signature_state, _size}}, session_id, path, _accept) do
+  def accept_loaded({:ok, {document, signature_state, _size}}, session_id, path, _accept) do
     result =
       with :ok <- check_signature_policy(signature_state, session_id, path),
            :ok <- check_document_id(document, session_id),
@@ -455,7 +471,7 @@ defmodule JidoCode.Session.Persistence do
   end
 
   # The log keeps what the public error leaves out (the size of a file too large).
-  defp accept_loaded({:error, reason}, session_id, _path, _accept) do
+  def accept_loaded({:error, reason}, session_id, _path, _accept) do
     _ = log_rejection({:error, reason}, session_id)
     {:error, load_error(reason)}
   end
@@ -566,6 +582,7 @@ defmodule JidoCode.Session.Persistence do
       closed_at: members["closed_at"],
       created_at: members["created_at"],
       updated_at: members["updated_at"],
+      key_id: members["key_id"],
       size: size
     }
 
@@ -630,12 +647,17 @@ defmodule JidoCode.Session.Persistence do
   def cleanup(max_age_days \\ Config.persistence(:cleanup_age_days))
 
   def cleanup(max_age_days) when is_integer(max_age_days) and max_age_days > 0 do
-    cutoff = DateTime.add(DateTime.utc_now(), -max_age_days * 86_400, :second)
-
-    with {:ok, sessions} <- list_persisted() do
+    with {:ok, %{delete: doomed, keep: kept}} <- Inspection.cleanup_candidates(max_age_days) do
       result =
-        Enum.reduce(sessions, %{deleted: 0, skipped: 0, failed: 0, errors: []}, fn session, acc ->
-          cleanup_one(session, cutoff, acc)
+        Enum.reduce(doomed, %{deleted: 0, skipped: length(kept), failed: 0, errors: []}, fn
+          session, acc ->
+            case delete_persisted(session.id) do
+              :ok ->
+                %{acc | deleted: acc.deleted + 1}
+
+              {:error, reason} ->
+                %{acc | failed: acc.failed + 1, errors: [{session.id, reason} | acc.errors]}
+            end
         end)
 
       Logger.info(
@@ -648,22 +670,6 @@ defmodule JidoCode.Session.Persistence do
   end
 
   def cleanup(_max_age_days), do: {:error, :invalid_max_age_days}
-
-  defp cleanup_one(session, cutoff, acc) do
-    with {:ok, closed_at, _} <- DateTime.from_iso8601(session.closed_at),
-         :lt <- DateTime.compare(closed_at, cutoff),
-         {:error, :not_found} <- SessionRegistry.lookup(session.id) do
-      case delete_persisted(session.id) do
-        :ok ->
-          %{acc | deleted: acc.deleted + 1}
-
-        {:error, reason} ->
-          %{acc | failed: acc.failed + 1, errors: [{session.id, reason} | acc.errors]}
-      end
-    else
-      _ -> %{acc | skipped: acc.skipped + 1}
-    end
-  end
 
   @doc "Deletes the file of `session_id`. Deleting a missing file is `:ok`."
   @spec delete_persisted(String.t()) :: :ok | {:error, term()}
@@ -713,54 +719,36 @@ defmodule JidoCode.Session.Persistence do
           {:ok, Session.t()} | {:error, term()} | {:error, :rate_limit_exceeded, pos_integer()}
   def resume(session_id) do
     result =
-      with :ok <- check_id(session_id),
-           :ok <- check_resume_rate(session_id),
-           {:ok, lock} <- lock_session_file(session_id) do
-        try do
-          resume_locked(session_id, lock)
-        after
-          Native.session_lock_release(lock)
-        end
+      with :ok <- check_id(session_id) do
+        Inspection.resume_checked(session_id, &start_and_restore/1)
       end
 
     log_outcome(result, :resume, session_id)
     result
   end
 
-  # Every attempt counts in the id's window. Attempts on ids without a
-  # session file count in a global window of their own (see JidoCode.Config),
-  # so a flood of them cannot exhaust the one real resumes need. The check
-  # only picks the window; the lock and load below decide what exists.
-  defp check_resume_rate(session_id) do
-    case File.lstat(session_file(session_id)) do
-      {:ok, %File.Stat{type: :regular}} ->
-        RateLimit.check_and_record(:resume, session_id)
+  @doc """
+  The checks `resume/1` makes, in its order, without starting anything,
+  recording a rate-limit attempt or deleting the file — the same check list
+  `resume/1` runs. See `JidoCode.Session.Persistence.Inspection.check_resume/1`.
+  """
+  @spec check_resume(String.t()) ::
+          {:ok, Inspection.resume_report()} | {:error, :invalid_session_id}
+  defdelegate check_resume(session_id), to: Inspection
 
-      _missing ->
-        with :ok <- RateLimit.check_and_record_attempt(:resume, session_id),
-             do: RateLimit.check_and_record_global(:resume_unknown_id)
-    end
-  end
+  @doc """
+  Structured findings on one session file: file type, permissions, size,
+  signature, id, schema, project path. Creates nothing. See
+  `JidoCode.Session.Persistence.Inspection.inspect_session/1`.
+  """
+  @spec inspect_session(String.t()) :: {:ok, Inspection.report()} | {:error, :invalid_session_id}
+  defdelegate inspect_session(session_id), to: Inspection
 
-  defp lock_session_file(session_id) do
-    case Native.session_lock(session_file(session_id)) do
-      {:ok, lock} -> {:ok, lock}
-      {:error, :locked} -> {:error, :resume_in_progress}
-      {:error, reason} -> {:error, load_error(reason)}
-    end
-  end
-
-  defp resume_locked(session_id, lock) do
-    with {:ok, key} <- Crypto.key(),
-         {:ok, persisted, _signature_state} <-
-           lock
-           |> Native.session_lock_load(key, Config.max_file_size(), Config.max_json_depth())
-           |> accept_loaded(session_id, session_file(session_id)),
-         {:ok, pin} <- Security.pin_project_path(persisted.project_path),
-         :ok <- Security.check_identity(pin, persisted.project_dir_id),
-         {:ok, session} <- rebuild_session(persisted),
-         {:ok, _pid} <- SessionSupervisor.start_session(session, pin: pin, resuming: true) do
-      Logger.info("session processes started", session_id: session_id, operation: :resume)
+  # After every check passed, with the file locked and the directory pinned:
+  # the running session takes the pin over.
+  defp start_and_restore(%{session: session, persisted: persisted, pin: pin, lock: lock}) do
+    with {:ok, _pid} <- SessionSupervisor.start_session(session, pin: pin, resuming: true) do
+      Logger.info("session processes started", session_id: session.id, operation: :resume)
 
       case restore(session, persisted, pin, lock) do
         :ok ->
@@ -826,7 +814,7 @@ defmodule JidoCode.Session.Persistence do
     result =
       with :ok <- check_id(session_id),
            :ok <- check_not_running(session_id),
-           {:ok, lock} <- lock_session_file(session_id) do
+           {:ok, lock} <- Inspection.lock_session_file(session_id, session_file(session_id)) do
         try do
           rebind_locked(session_id, lock)
         after
@@ -848,9 +836,7 @@ defmodule JidoCode.Session.Persistence do
   defp rebind_locked(session_id, lock) do
     with {:ok, key} <- Crypto.key(),
          {:ok, persisted, _signature_state} <-
-           lock
-           |> Native.session_lock_load(key, Config.max_file_size(), Config.max_json_depth())
-           |> accept_loaded(session_id, session_file(session_id)),
+           Inspection.load_locked(lock, key, session_id, session_file(session_id)),
          {:ok, pin} <- Security.pin_project_path(persisted.project_path),
          :ok <- Server.acquire_save_lock(session_id) do
       try do

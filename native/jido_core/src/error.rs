@@ -116,6 +116,10 @@ pub enum Error {
     /// The file does not exist.
     #[error("file not found")]
     NotFound,
+    /// The directory a file was to be written into does not exist: the
+    /// caller named a missing directory, which is not a missing file.
+    #[error("directory not found")]
+    DirectoryNotFound,
     /// The final path component is a symbolic link (refused, never followed).
     #[error("file is a symbolic link")]
     Symlink,

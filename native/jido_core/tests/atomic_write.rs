@@ -186,11 +186,16 @@ fn a_directory_at_the_target_fails_at_rename_and_stays_intact_without_temp() {
     assert_eq!(names(dir.path()), set(&["s.json"]));
 }
 
+/// Regression: `export ID -o /missing/dir/x.json` said "no such session
+/// file" because a missing parent directory surfaced as `NotFound`.
 #[test]
-fn a_missing_parent_directory_is_not_found() {
+fn a_missing_parent_directory_is_directory_not_found_not_a_missing_file() {
     let dir = tempfile::tempdir().unwrap();
     let result = write_atomic(&dir.path().join("no/s.json"), b"x");
-    assert!(matches!(result, Err(Error::NotFound)), "{result:?}");
+    assert!(
+        matches!(result, Err(Error::DirectoryNotFound)),
+        "{result:?}"
+    );
 }
 
 #[test]

@@ -3,6 +3,7 @@
 //! | core error | Erlang reason |
 //! |---|---|
 //! | `NotFound` | `:not_found` |
+//! | `DirectoryNotFound` | `:directory_not_found` |
 //! | `Symlink` | `:symlink` |
 //! | `NotRegularFile` | `:not_regular_file` |
 //! | `FileTooLarge { size }` | `{:file_too_large, size}` |
@@ -52,6 +53,7 @@ impl From<Error> for NifError {
         use Detail::{Int, Text};
         let (tag, detail) = match e {
             Error::NotFound => ("not_found", None),
+            Error::DirectoryNotFound => ("directory_not_found", None),
             Error::Symlink => ("symlink", None),
             Error::NotRegularFile => ("not_regular_file", None),
             Error::FileTooLarge { size, .. } => ("file_too_large", Some(Int(size))),
