@@ -154,6 +154,40 @@ defmodule JidoCode.Session.Persistence do
     end
   end
 
+  @doc """
+  Ids of the session-named entries (`<uuid v4>.json`) of the sessions
+  directory, sorted, whatever they hold (nothing is read: a name is not a
+  session until `load/1` or the listing says so); none when the directory
+  is missing. The one rule for what names a session file.
+  """
+  @spec session_ids() :: {:ok, [String.t()]} | {:error, term()}
+  def session_ids do
+    case File.ls(sessions_dir()) do
+      {:ok, names} ->
+        {:ok,
+         for(name <- names, session_file_name?(name), do: Path.rootname(name)) |> Enum.sort()}
+
+      {:error, :enoent} ->
+        {:ok, []}
+
+      {:error, reason} ->
+        {:error, reason}
+    end
+  end
+
+  @doc """
+  Whether `name` (a file name, no directory) names a session file:
+  `<uuid v4>.json`.
+
+      iex> JidoCode.Session.Persistence.session_file_name?("0f6e2c1a-3b4d-4e5f-8a9b-0c1d2e3f4a5b.json")
+      true
+      iex> JidoCode.Session.Persistence.session_file_name?(".0f6e2c1a-3b4d-4e5f-8a9b-0c1d2e3f4a5b.json.1a2b.tmp")
+      false
+  """
+  @spec session_file_name?(String.t()) :: boolean()
+  def session_file_name?(name) when is_binary(name),
+    do: Path.extname(name) == ".json" and Session.valid_id?(Path.rootname(name))
+
   @doc "Creates the sessions directory (mode 0700) if it is missing."
   @spec ensure_sessions_dir() :: :ok | {:error, term()}
   def ensure_sessions_dir, do: Native.create_private_dir(sessions_dir())
@@ -334,8 +368,8 @@ defmodule JidoCode.Session.Persistence do
 
     # Names alone bound the count from above (junk only adds names): well
     # under the limit, the listing is not needed.
-    with {:ok, names} <- session_file_names() do
-      if (length(names) + 1) * 5 < max * 4,
+    with {:ok, ids} <- session_ids() do
+      if (length(ids) + 1) * 5 < max * 4,
         do: :ok,
         else: enforce_counted_limit(session_id, kept_aside?, max)
     end
@@ -369,17 +403,6 @@ defmodule JidoCode.Session.Persistence do
       end
     end
   end
-
-  defp session_file_names do
-    case File.ls(sessions_dir()) do
-      {:ok, names} -> {:ok, Enum.filter(names, &session_file_name?/1)}
-      {:error, :enoent} -> {:ok, []}
-      {:error, reason} -> {:error, reason}
-    end
-  end
-
-  defp session_file_name?(name),
-    do: String.ends_with?(name, ".json") and Session.valid_id?(Path.rootname(name))
 
   defp persisted_ids do
     with {:ok, sessions} <- listed_sessions(false), do: {:ok, Enum.map(sessions, & &1.id)}

@@ -93,28 +93,9 @@ defmodule JidoCode.Session.Persistence.Inspection do
 
   # -- Session files ----------------------------------------------------------
 
-  @doc """
-  Ids of the session-named entries (`<uuid v4>.json`) of the sessions
-  directory, sorted, whatever their file type; none when it is missing.
-  """
+  @doc "See `JidoCode.Session.Persistence.session_ids/0`."
   @spec session_ids() :: {:ok, [String.t()]} | {:error, term()}
-  def session_ids do
-    case File.ls(Config.sessions_dir()) do
-      {:ok, names} ->
-        {:ok, for(name <- names, id = session_id_of(name), do: id) |> Enum.sort()}
-
-      {:error, :enoent} ->
-        {:ok, []}
-
-      {:error, reason} ->
-        {:error, reason}
-    end
-  end
-
-  defp session_id_of(name) do
-    id = Path.rootname(name)
-    Path.extname(name) == ".json" and Session.valid_id?(id) and id
-  end
+  defdelegate session_ids, to: Persistence
 
   @doc """
   Inspects the file of `session_id`: in order `:file` (a regular file, by
@@ -444,7 +425,7 @@ defmodule JidoCode.Session.Persistence.Inspection do
     case File.ls(dir) do
       {:ok, names} ->
         names
-        |> Enum.reject(&session_id_of/1)
+        |> Enum.reject(&Persistence.session_file_name?/1)
         |> Enum.sort()
         |> Enum.map(&stray_finding(dir, &1))
 
