@@ -70,8 +70,9 @@ defmodule JidoCode.RateLimit do
   A key may be any term. Binaries are used as they are behind a tag byte;
   other terms are encoded with `:erlang.term_to_binary/2` (deterministic), so a
   binary and a term that happens to encode to the same bytes never share a
-  window. Rejections are logged with `operation:` and `outcome: :rate_limited`
-  metadata; the key is logged only when it is a session id (a UUID), otherwise
+  window. Rejections are logged at debug level (the public call that asked,
+  such as `resume/1`, logs its own outcome once) with `operation:` and
+  `outcome: :rate_limited` metadata; the key is logged only when it is a session id (a UUID), otherwise
   as a short hash, since callers may use sensitive values as keys.
   """
   use GenServer
@@ -284,7 +285,9 @@ defmodule JidoCode.RateLimit do
   defp decide({:error, {:rate_limit_exceeded, ms}}, operation, subject) do
     seconds = max(div(ms + 999, 1000), 1)
 
-    Logger.warning(
+    # Debug: a refusal is an ordinary return value, and the public call that
+    # asked (resume/1, say) logs its outcome once, with the session.
+    Logger.debug(
       "rate limit exceeded for #{operation}, retry in #{seconds}s",
       [operation: operation, outcome: :rate_limited, retry_after_s: seconds] ++
         key_metadata(subject)

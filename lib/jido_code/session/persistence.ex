@@ -448,10 +448,14 @@ defmodule JidoCode.Session.Persistence do
   """
   @spec load(String.t()) :: {:ok, map()} | {:error, term()}
   def load(session_id) do
-    case load_with_state(session_id) do
-      {:ok, session, _signature_state} -> {:ok, session}
-      {:error, _} = error -> error
-    end
+    result =
+      case load_with_state(session_id) do
+        {:ok, session, _signature_state} -> {:ok, session}
+        {:error, _} = error -> error
+      end
+
+    log_outcome(result, :load, session_id)
+    result
   end
 
   @doc false
@@ -483,24 +487,26 @@ defmodule JidoCode.Session.Persistence do
     do: accept_loaded({:ok, {document, :unsigned_accepted, size}}, session_id, path, false)
 
   def accept_loaded({:ok, {document, signature_state, _size}}, session_id, path, _accept) do
-    result =
-      with :ok <- check_signature_policy(signature_state, session_id, path),
-           :ok <- check_document_id(document, session_id),
-           {:ok, session} <- deserialize_session(document) do
-        {:ok, session, if(signature_state == :signed, do: :signed, else: :unsigned)}
-      end
-
-    log_rejection(result, session_id)
+    with :ok <- check_signature_policy(signature_state, session_id, path),
+         :ok <- check_document_id(document, session_id),
+         {:ok, session} <- deserialize_session(document) do
+      {:ok, session, if(signature_state == :signed, do: :signed, else: :unsigned)}
+    end
   end
 
-  # The log keeps what the public error leaves out (the size of a file too large).
-  def accept_loaded({:error, reason}, session_id, _path, _accept) do
-    _ = log_rejection({:error, reason}, session_id)
-    {:error, load_error(reason)}
+  # The public API logs the outcome once; what the error leaves out (the size
+  # of a file too large) goes to the debug log here.
+  def accept_loaded({:error, {:file_too_large, size}}, session_id, _path, _accept) do
+    Logger.debug("session file #{session_id} is #{size} bytes, over the limit",
+      session_id: session_id,
+      operation: :load,
+      outcome: :file_too_large
+    )
+
+    {:error, :file_too_large}
   end
 
-  defp load_error({:file_too_large, _size}), do: :file_too_large
-  defp load_error(reason), do: reason
+  def accept_loaded({:error, reason}, _session_id, _path, _accept), do: {:error, reason}
 
   defp check_signature_policy(:signed, _session_id, _path), do: :ok
   defp check_signature_policy(:unsigned_accepted, _session_id, _path), do: :ok
@@ -520,20 +526,6 @@ defmodule JidoCode.Session.Persistence do
       :ok
     end
   end
-
-  defp log_rejection({:error, :not_found} = error, _session_id), do: error
-
-  defp log_rejection({:error, reason} = error, session_id) do
-    Logger.warning("session file #{session_id} rejected: #{inspect(reason)}",
-      session_id: session_id,
-      operation: :load,
-      outcome: :rejected
-    )
-
-    error
-  end
-
-  defp log_rejection(ok, _session_id), do: ok
 
   # -- Listing --------------------------------------------------------------
 
@@ -771,8 +763,6 @@ defmodule JidoCode.Session.Persistence do
   # the running session takes the pin over.
   defp start_and_restore(%{session: session, persisted: persisted, pin: pin, lock: lock}) do
     with {:ok, _pid} <- SessionSupervisor.start_session(session, pin: pin, resuming: true) do
-      Logger.info("session processes started", session_id: session.id, operation: :resume)
-
       case restore(session, persisted, pin, lock) do
         :ok ->
           {:ok, session}
@@ -917,21 +907,34 @@ defmodule JidoCode.Session.Persistence do
     if Session.valid_id?(session_id), do: :ok, else: {:error, :not_found}
   end
 
+  # The one log line of a public call: the session, the operation and the
+  # outcome, in the text and as metadata. A miss (`:not_found`) is not a
+  # warning: callers ask for ids that may not exist.
   defp log_outcome(result, operation, session_id) do
     {level, outcome} =
       case result do
         {:ok, _} -> {:info, :ok}
-        {:error, :rate_limit_exceeded, _} -> {:warning, :rate_limit_exceeded}
+        {:error, :not_found} -> {:info, :not_found}
+        {:error, :rate_limit_exceeded, seconds} -> {:warning, {:rate_limit_exceeded, seconds}}
         {:error, reason} -> {:warning, reason}
         other -> {:warning, other}
       end
 
-    Logger.log(level, fn -> "#{operation} #{inspect(outcome)}" end,
+    Logger.log(level, fn -> outcome_text(operation, session_id, outcome) end,
       session_id: session_id,
       operation: operation,
       outcome: outcome_tag(outcome)
     )
   end
+
+  # The original's wording for a failed save ("Failed to save session <id>").
+  defp outcome_text(:save, id, :ok), do: "saved session #{id}"
+  defp outcome_text(:save, id, reason), do: "Failed to save session #{id}: #{inspect(reason)}"
+
+  defp outcome_text(operation, id, :ok), do: "#{operation} of session #{inspect(id)}: ok"
+
+  defp outcome_text(operation, id, reason),
+    do: "#{operation} of session #{inspect(id)} failed: #{inspect(reason)}"
 
   defp outcome_tag(outcome) when is_atom(outcome), do: outcome
   defp outcome_tag(outcome) when is_tuple(outcome), do: elem(outcome, 0)
