@@ -636,3 +636,23 @@ fn killing_the_writer_at_any_moment_leaves_one_complete_generation() {
     // hit a process that had not started writing.
     assert!(last_gen > 0, "the writer never completed a save");
 }
+
+// ---- errors as Erlang's `file` names them ------------------------------------
+
+#[test]
+fn os_errors_carry_their_posix_name_and_other_errors_none() {
+    let named = |errno: i32| Error::io("open", io::Error::from_raw_os_error(errno)).posix_name();
+    assert_eq!(
+        named(rustix::io::Errno::ACCESS.raw_os_error()),
+        Some("eacces")
+    );
+    assert_eq!(named(rustix::io::Errno::PERM.raw_os_error()), Some("eperm"));
+    assert_eq!(
+        named(rustix::io::Errno::NOSPC.raw_os_error()),
+        Some("enospc")
+    );
+    assert_eq!(named(rustix::io::Errno::ROFS.raw_os_error()), Some("erofs"));
+    assert_eq!(named(rustix::io::Errno::PROTO.raw_os_error()), None);
+    assert_eq!(Error::NotFound.posix_name(), None);
+    assert_eq!(Error::Symlink.posix_name(), None);
+}

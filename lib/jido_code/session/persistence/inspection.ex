@@ -80,7 +80,16 @@ defmodule JidoCode.Session.Persistence.Inspection do
     :foreign_signature,
     :malformed_signature,
     :missing_signature,
-    :no_machine_secret
+    :no_machine_secret,
+    # OS errors while reading, by their POSIX names
+    :eacces,
+    :eperm,
+    :eio,
+    :eisdir,
+    :enotdir,
+    :eloop,
+    :emfile,
+    :enfile
   ]
   @before_id_tags [
     :io_error,
