@@ -47,7 +47,7 @@ defmodule Mix.Tasks.Compile.JidoNif do
 
     case System.cmd("cargo", ["build", "--locked", "-p", @crate] ++ profile_args,
            stderr_to_stdout: true,
-           into: IO.stream(:stdio, :line)
+           into: IO.stream(:standard_error, :line)
          ) do
       {_, 0} ->
         built = Path.join([target_dir(), profile, "lib#{@crate}.#{dylib_ext()}"])

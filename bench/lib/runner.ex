@@ -24,7 +24,7 @@ defmodule JidoBench.Runner do
     results = term_path |> File.read!() |> :erlang.binary_to_term()
     out = System.get_env("BENCH_OUT") || Path.join(script_dir, "RESULTS.md")
     markdown = Report.render(results)
-    File.write!(out, markdown)
+    write_results(out, markdown)
     IO.puts(markdown)
   end
 
@@ -205,9 +205,23 @@ defmodule JidoBench.Runner do
     # (BENCH_RENDER=path, see bench/run.exs).
     File.write!(opts.term, :erlang.term_to_binary(results))
     markdown = Report.render(results)
-    File.write!(opts.out, markdown)
+    write_results(opts.out, markdown)
     IO.puts(markdown)
     log("wrote #{opts.out}")
+  end
+
+  # The command-line section (bench/cli.exs, from its marker to the end of
+  # the file) is measured separately; a new run of this bench keeps it.
+  defp write_results(path, markdown) do
+    cli =
+      with {:ok, current} <- File.read(path),
+           [_, section] <- String.split(current, "<!-- cli-bench:begin -->", parts: 2) do
+        "\n<!-- cli-bench:begin -->" <> section
+      else
+        _ -> ""
+      end
+
+    File.write!(path, String.trim_trailing(markdown) <> "\n" <> cli)
   end
 
   # -- sessions -------------------------------------------------------------

@@ -1,7 +1,7 @@
 defmodule JidoCode.CLI do
   @moduledoc """
-  The session command line: `mix jido.sessions <command> [options]` (and
-  `./jido <command>`).
+  The session command line: `./jido <command> [options]` (and, inside the
+  checkout, `mix jido.sessions <command>`).
 
   `main/2` runs one invocation *in-process* and returns `{exit_status,
   output}` — it never prints, halts or raises — so the Mix task, the
@@ -9,14 +9,14 @@ defmodule JidoCode.CLI do
   keeps standard output and the error line apart.
 
   Commands (each in its own `JidoCode.CLI.*Command` module, each with
-  `--help`): #{Enum.map_join(~w(list show verify audit migrate import export cleanup resume rebind demo), ", ", &"`#{&1}`")}.
+  `--help`): #{Enum.map_join(~w(list show verify audit migrate import export delete cleanup resume rebind demo), ", ", &"`#{&1}`")}.
 
   Exit statuses: `0` ok, `1` problems found or the operation failed, `2`
   usage error. An error is one line on standard error (`error: ...`), never a
   stack trace — an unexpected exception included.
 
       iex> {status, out} = JidoCode.CLI.main(["help"], tty: false)
-      iex> {status, IO.iodata_to_binary(out) =~ "mix jido.sessions <command>"}
+      iex> {status, IO.iodata_to_binary(out) =~ "./jido <command>"}
       {0, true}
   """
 
@@ -30,6 +30,7 @@ defmodule JidoCode.CLI do
     JidoCode.CLI.MigrateCommand,
     JidoCode.CLI.ImportCommand,
     JidoCode.CLI.ExportCommand,
+    JidoCode.CLI.DeleteCommand,
     JidoCode.CLI.CleanupCommand,
     JidoCode.CLI.ResumeCommand,
     JidoCode.CLI.RebindCommand,
@@ -81,13 +82,23 @@ defmodule JidoCode.CLI do
     with {:ok, command} <- find(commands, name) do
       cond do
         "--help" in args or "-h" in args -> Command.ok(command.usage())
-        command.needs_store?() -> with_store(fn -> command.run(args, ctx) end)
+        command.needs_store?(args) -> with_store(fn -> command.run(args, ctx) end)
         true -> command.run(args, ctx)
       end
+      |> json_error("--json" in args)
     else
       :error -> unknown(commands, name)
     end
   end
+
+  # A failed `--json` invocation that printed nothing still prints JSON.
+  defp json_error({status, out, err}, true) when status != 0 do
+    if IO.iodata_length(out) == 0,
+      do: {status, Command.json_error(status, err), err},
+      else: {status, out, err}
+  end
+
+  defp json_error(result, _json?), do: result
 
   defp with_store(fun) do
     case Store.ensure_started() do
@@ -115,9 +126,7 @@ defmodule JidoCode.CLI do
       |> then(&if String.jaro_distance(&1, name) > 0.7, do: " (did you mean `#{&1}`?)", else: "")
 
     {2, [],
-     Command.error_line(
-       "unknown command #{inspect(name)}#{suggestion}; run `mix jido.sessions help`"
-     )}
+     Command.error_line("unknown command #{inspect(name)}#{suggestion}; run `./jido help`")}
   end
 
   defp overview(commands) do
@@ -125,17 +134,20 @@ defmodule JidoCode.CLI do
 
     [
       """
-      mix jido.sessions <command> [options]     (or: ./jido <command> [options])
+      ./jido <command> [options]     (in the checkout also: mix jido.sessions <command>)
 
       Lists, checks and maintains the JidoCode session store.
       Home: #{Output.sanitize(JidoCode.Config.home())}   (JIDO_CODE_HOME overrides ~/.jido_code)
+      Sessions are named by id, a unique id prefix (4+ characters) or `latest`;
+      paths are relative to the directory you run the command from.
 
       Commands:
       """,
       Enum.map(commands, &["  ", String.pad_trailing(&1.name(), width + 2), &1.summary(), ?\n]),
       """
 
-      `mix jido.sessions <command> --help` shows a command's options.
+      `./jido <command> --help` shows a command's options.
+      --json (every command that reports) prints JSON, also on failure.
       --verbose (any command) also prints the store's log lines.
       Exit status: 0 ok, 1 problems found or operation failed, 2 usage error.
       Colour only on a terminal, never with NO_COLOR set.

@@ -31,6 +31,7 @@ defmodule JidoCode.Native do
   def signing_key_load(_secret_path, _salt, _hostname, _repair),
     do: :erlang.nif_error(:nif_not_loaded)
 
+  def signing_key_open(_secret_path, _salt, _hostname), do: :erlang.nif_error(:nif_not_loaded)
   def signing_key_id(_key), do: :erlang.nif_error(:nif_not_loaded)
   def document_sign(_key, _json, _max_depth), do: :erlang.nif_error(:nif_not_loaded)
   def document_verify(_key, _json, _max_depth), do: :erlang.nif_error(:nif_not_loaded)
@@ -48,6 +49,9 @@ defmodule JidoCode.Native do
     do: :erlang.nif_error(:nif_not_loaded)
 
   def session_save(_path, _document, _key, _max_file_size, _max_depth),
+    do: :erlang.nif_error(:nif_not_loaded)
+
+  def session_inspect(_path, _key, _max_file_size, _max_depth),
     do: :erlang.nif_error(:nif_not_loaded)
 
   def session_list(_dir, _max_file_size, _max_depth), do: :erlang.nif_error(:nif_not_loaded)

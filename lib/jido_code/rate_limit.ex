@@ -72,8 +72,10 @@ defmodule JidoCode.RateLimit do
   binary and a term that happens to encode to the same bytes never share a
   window. A key longer than 128 bytes (as binary or encoded term) is replaced
   by its SHA-256, so a call costs the same whatever the key: the native
-  limiter keeps no copy of a huge key and refuses keys over 256 bytes. Rejections are logged with `operation:` and `outcome: :rate_limited`
-  metadata; the key is logged only when it is a session id (a UUID), otherwise
+  limiter keeps no copy of a huge key and refuses keys over 256 bytes.
+  Rejections are logged at debug level (the public call that asked,
+  such as `resume/1`, logs its own outcome once) with `operation:` and
+  `outcome: :rate_limited` metadata; the key is logged only when it is a session id (a UUID), otherwise
   as a short hash, since callers may use sensitive values as keys.
   """
   use GenServer
@@ -289,7 +291,9 @@ defmodule JidoCode.RateLimit do
   defp decide({:error, {:rate_limit_exceeded, ms}}, operation, subject) do
     seconds = max(div(ms + 999, 1000), 1)
 
-    Logger.warning(
+    # Debug: a refusal is an ordinary return value, and the public call that
+    # asked (resume/1, say) logs its outcome once, with the session.
+    Logger.debug(
       "rate limit exceeded for #{operation}, retry in #{seconds}s",
       [operation: operation, outcome: :rate_limited, retry_after_s: seconds] ++
         key_metadata(subject)

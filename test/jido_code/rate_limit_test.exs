@@ -2,6 +2,7 @@ defmodule JidoCode.RateLimitTest do
   use ExUnit.Case, async: true
 
   import ExUnit.CaptureLog
+  require Logger
   import JidoCode.SessionTestHelpers
 
   alias JidoCode.{Config, RateLimit}
@@ -352,13 +353,15 @@ defmodule JidoCode.RateLimitTest do
       assert {:noproc, _} = catch_exit(RateLimit.check_and_record(:resume, "id", rl))
     end
 
-    test "a rejection is logged with the operation" do
+    test "a rejection is logged with the operation (at debug: the caller logs its outcome)" do
       rl = start_rate_limiter!(limits: %{resume: %{limit: 1, window_ms: @minute}})
       id = "0f6e3c1a-2b4d-4c6f-8a9b-0c1d2e3f4a5b"
       assert :ok = RateLimit.check_and_record(:resume, id, rl)
+      Logger.put_module_level(RateLimit, :debug)
+      on_exit(fn -> Logger.delete_module_level(RateLimit) end)
 
       log =
-        capture_log(fn ->
+        capture_log([level: :debug], fn ->
           assert {:error, :rate_limit_exceeded, _} = RateLimit.check_and_record(:resume, id, rl)
         end)
 

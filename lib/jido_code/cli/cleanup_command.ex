@@ -1,14 +1,14 @@
 defmodule JidoCode.CLI.CleanupCommand do
   @moduledoc """
-  `mix jido.sessions cleanup --days N [--dry-run]` — deletes sessions closed
+  `./jido cleanup --days N [--dry-run]` — deletes sessions closed
   more than N days ago (`JidoCode.Session.Persistence.cleanup/1`). With
   `--dry-run` it lists what would be deleted and deletes nothing.
   """
   @behaviour JidoCode.CLI.Command
 
   alias JidoCode.CLI.{Command, Output, Reason}
-  alias JidoCode.SessionRegistry
   alias JidoCode.Session.Persistence
+  alias JidoCode.Session.Persistence.Inspection
 
   @impl true
   def name, do: "cleanup"
@@ -17,20 +17,24 @@ defmodule JidoCode.CLI.CleanupCommand do
   def summary, do: "Delete sessions closed more than N days ago (--dry-run to preview)"
 
   @impl true
-  def needs_store?, do: true
+  def needs_store?(_argv), do: true
 
   @impl true
   def usage do
     """
-    mix jido.sessions cleanup --days N [--dry-run]
+    ./jido cleanup --days N [--dry-run] [--json]
 
-    Deletes every session closed more than N days ago. Running sessions and
-    sessions whose closing time cannot be read are kept; files the listing
-    cannot read at all (see `audit`) are not touched.
+    Deletes every session closed more than N days ago. Sessions whose closing
+    time cannot be read are kept; files the listing cannot read at all (see
+    `audit`) are not touched. Sessions running in this process are kept; the
+    sessions of a JidoCode application running elsewhere are not checked from
+    the CLI (their files are saved copies: run cleanup when it is closed).
 
     Options:
       --days N     age in days, a positive integer (required)
       --dry-run    only list what would be deleted
+      --json       {"days", "dry_run", "would_delete": [ids]} or {"days",
+                   "dry_run", "deleted", "kept", "failed": [{"id", "reason", "message"}]}
 
     Exit status: 0 done, 1 some deletions failed, 2 usage error.
     """
@@ -39,9 +43,9 @@ defmodule JidoCode.CLI.CleanupCommand do
   @impl true
   def run(argv, ctx) do
     with {:ok, opts, []} <-
-           Command.parse(name(), argv, days: :integer, dry_run: :boolean),
+           Command.parse(name(), argv, days: :integer, dry_run: :boolean, json: :boolean),
          {:ok, days} <- days(opts[:days]) do
-      cleanup(ctx, days, opts[:dry_run])
+      cleanup(ctx, days, opts[:dry_run], opts[:json])
     else
       {:usage, result} -> result
     end
@@ -51,8 +55,18 @@ defmodule JidoCode.CLI.CleanupCommand do
   defp days(days) when days > 0, do: {:ok, days}
   defp days(_), do: {:usage, Command.usage_error(name(), "--days must be a positive integer")}
 
-  defp cleanup(ctx, days, dry_run?) do
+  defp cleanup(ctx, days, dry_run?, json?) do
     case candidates(days) do
+      {:ok, candidates} when json? and dry_run? ->
+        Command.json(%{
+          "days" => days,
+          "dry_run" => true,
+          "would_delete" => Enum.map(candidates, & &1.id)
+        })
+
+      {:ok, _candidates} when json? ->
+        json_run(days)
+
       {:ok, candidates} ->
         listing = listing(ctx, candidates)
 
@@ -96,21 +110,35 @@ defmodule JidoCode.CLI.CleanupCommand do
     end
   end
 
-  # The same selection cleanup/1 makes, so the preview matches.
-  defp candidates(days) do
-    cutoff = DateTime.add(DateTime.utc_now(), -days * 86_400, :second)
+  defp json_run(days) do
+    case Persistence.cleanup(days) do
+      {:ok, result} ->
+        Command.json(
+          %{
+            "days" => days,
+            "dry_run" => false,
+            "deleted" => result.deleted,
+            "kept" => result.skipped,
+            "failed" =>
+              Enum.map(result.errors, fn {id, reason} ->
+                %{
+                  "id" => id,
+                  "reason" => Reason.code(reason),
+                  "message" => Reason.describe(reason)
+                }
+              end)
+          },
+          if(result.failed == 0, do: 0, else: 1)
+        )
 
-    with {:ok, sessions} <- Persistence.list_persisted() do
-      {:ok,
-       Enum.filter(sessions, fn session ->
-         with {:ok, closed_at, _} <- DateTime.from_iso8601(session.closed_at),
-              :lt <- DateTime.compare(closed_at, cutoff) do
-           SessionRegistry.lookup(session.id) == {:error, :not_found}
-         else
-           _ -> false
-         end
-       end)}
+      {:error, reason} ->
+        Command.fail([], "cleanup failed: #{Reason.describe(reason)}")
     end
+  end
+
+  # The selection cleanup/1 deletes, so the preview matches it.
+  defp candidates(days) do
+    with {:ok, %{delete: doomed}} <- Inspection.cleanup_candidates(days), do: {:ok, doomed}
   end
 
   defp listing(_ctx, []), do: []

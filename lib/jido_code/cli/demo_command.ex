@@ -1,6 +1,6 @@
 defmodule JidoCode.CLI.DemoCommand do
   @moduledoc """
-  `mix jido.sessions demo [--keep]` — the session store's whole story, through
+  `./jido demo [--keep]` — the session store's whole story, through
   its public API, in a throwaway home: save sessions, list them, then try
   every attack the store defends against and watch each be refused, migrate
   a legacy file, and resume a session with its messages.
@@ -9,7 +9,7 @@ defmodule JidoCode.CLI.DemoCommand do
 
   The temporary home is put into the application environment *before*
   anything touches the store — when the demo starts the application itself
-  (from `mix jido.sessions demo`), the store server starts on the temporary
+  (from `./jido demo`), the store server starts on the temporary
   home — and the previous environment is restored afterwards, whatever
   happens. Projects live next to the home, not in it (the home is a denied
   root). The directory is removed at the end unless `--keep`.
@@ -20,7 +20,7 @@ defmodule JidoCode.CLI.DemoCommand do
   @behaviour JidoCode.CLI.Command
 
   alias JidoCode.CLI.{Command, Output, Store}
-  alias JidoCode.{Config, Native, SessionSupervisor}
+  alias JidoCode.{Config, JSON, SessionSupervisor}
   alias JidoCode.Session.{Persistence, State}
   alias JidoCode.Session.Persistence.{Crypto, Migration}
   alias JidoCode.Tools.Security
@@ -53,12 +53,12 @@ defmodule JidoCode.CLI.DemoCommand do
 
   # The demo starts the store itself, after pointing it at the temporary home.
   @impl true
-  def needs_store?, do: false
+  def needs_store?(_argv), do: false
 
   @impl true
   def usage do
     """
-    mix jido.sessions demo [--keep]
+    ./jido demo [--keep]
 
     Runs the store's story in a temporary home — never the configured one:
     creates and saves sessions, lists them, then
@@ -111,7 +111,7 @@ defmodule JidoCode.CLI.DemoCommand do
   end
 
   defp make_base do
-    {:ok, tmp} = Native.path_canonicalize(System.tmp_dir!())
+    {:ok, tmp} = Security.canonical_project_path(System.tmp_dir!())
     base = Path.join(tmp, "jido_demo_#{System.unique_integer([:positive])}_#{:os.getpid()}")
     File.mkdir_p!(base)
     File.chmod!(base, 0o700)
@@ -421,9 +421,9 @@ defmodule JidoCode.CLI.DemoCommand do
   end
 
   defp strip!(path, signed) do
-    {:ok, document} = Native.json_decode(signed, Config.max_json_depth())
+    {:ok, document} = JSON.decode(signed)
     stripped = Map.drop(document, ["signature", "key_id"])
-    {:ok, json} = Native.json_encode(stripped, true, Config.max_json_depth())
+    {:ok, json} = JSON.encode(stripped, pretty: true)
     File.write!(path, json)
   end
 

@@ -1,153 +1,154 @@
 defmodule JidoCode.CLI.ListCommand do
   @moduledoc """
-  `mix jido.sessions list [--json]` — every session file, newest first, with
-  its signature state: `signed`, `unsigned` (legacy, accepted until signatures
-  are enforced) or `invalid` (refused on load — the reason is shown).
-
-  Each file is fully verified (size gate, signature, id, schema), so the state
-  is what `resume` would see. Files the fast listing skips (oversized,
-  symlinked, corrupt) are shown too, as invalid. Exit status 0 whenever the
-  directory could be read: use `verify` for a verdict.
+  `list [--project DIR] [--json]` — the sessions the listing reads
+  (`JidoCode.Session.Persistence.Inspection.list/0`: metadata only, no full
+  load), newest first, with the signature state the listing can tell from
+  each file's `key_id`. `verify` reads every file in full.
   """
   @behaviour JidoCode.CLI.Command
 
-  alias JidoCode.CLI.{Command, Inventory, Output, Reason}
-  alias JidoCode.Session.Persistence
+  alias JidoCode.CLI.{Command, Output}
+  alias JidoCode.Session.Persistence.Inspection
+  alias JidoCode.Tools.Security
 
   @impl true
   def name, do: "list"
 
   @impl true
-  def summary, do: "List sessions (id, name, project, closed, size, signature), newest first"
+  def summary, do: "List sessions (id, name, project, closed, size, key), newest first"
 
   @impl true
-  def needs_store?, do: true
+  def needs_store?(_argv), do: false
 
   @impl true
   def usage do
     """
-    mix jido.sessions list [--json]
+    ./jido list [--project DIR] [--json]
 
-    Lists every session file in the sessions directory, newest first:
-    id, name, project, closed (UTC), size and signature state —
-      signed     verified under this installation's key
+    Lists the sessions in the sessions directory, newest first: id, name,
+    project, closed (UTC), size and what the listing can tell of the signature
+    from the file's key id —
+      our key    names this installation's key (the signature itself is
+                 checked by `verify`, `show --messages` and resume)
+      foreign    signed by another installation or machine (`import` it)
       unsigned   legacy file, accepted until signatures are enforced (`migrate`)
-      invalid    refused on load; the reason follows (tampered, foreign key, too large, ...)
+      no key     this home has no machine secret to compare with
 
-    Every file is fully verified, so this reads every file once.
+    Only the metadata at the front of each file is read, so listing 1,000
+    sessions costs about as much as starting the command. Session files the
+    listing cannot read (oversized, symlinked, corrupt) are counted; `verify`
+    says why. Reads only: a missing home is reported, never created.
 
     Options:
-      --json     machine-readable output: {"sessions_dir": ..., "sessions": [...]}
-                 each session has id, name, project_path, created_at, updated_at,
-                 closed_at, size, signature ("signed" | "unsigned" | "invalid"),
-                 error (null or a reason code) and error_message.
+      --project DIR   only sessions of the project directory DIR (relative to
+                      the current directory; compared canonically)
+      --json          {"sessions_dir", "exists", "sessions": [{id, name,
+                      project_path, created_at, updated_at, closed_at, size,
+                      signature}], "unlisted": [ids]}
 
-    Exit status: 0 when the directory was read (even with invalid files), 1 otherwise.
+    Exit status: 0 when the directory was read (or does not exist), 1 otherwise.
     """
   end
 
   @impl true
   def run(argv, ctx) do
-    with {:ok, opts, []} <- Command.parse(name(), argv, json: :boolean) do
-      case Inventory.entries(ctx) do
-        {:ok, entries} ->
-          if opts[:json], do: json(entries), else: Command.ok(table(ctx, entries))
+    with {:ok, opts, []} <- Command.parse(name(), argv, json: :boolean, project: :string) do
+      case Inspection.list() do
+        {:ok, listing} ->
+          listing = filter(listing, opts[:project])
+          if opts[:json], do: json(listing), else: Command.ok(table(ctx, listing, opts[:project]))
 
         {:error, reason} ->
-          Command.fail(
-            [],
-            "cannot read #{Persistence.sessions_dir()}: #{Reason.describe(reason)}"
-          )
+          Command.store_error(reason)
       end
     else
       {:usage, result} -> result
     end
   end
 
-  defp table(_ctx, []), do: "no sessions in #{Output.sanitize(Persistence.sessions_dir())}\n"
+  defp filter(listing, nil), do: listing
 
-  defp table(ctx, entries) do
-    rows =
-      Enum.map(entries, fn entry ->
-        [
-          entry.id,
-          Output.truncate(Inventory.field(entry, :name) || "?", 24),
-          Output.truncate_path(Inventory.field(entry, :project_path) || "?", 40),
-          Output.time(Inventory.closed_at(entry)),
-          Output.human_size(entry.size),
-          state_cell(entry.state)
-        ]
-      end)
+  defp filter(listing, dir) do
+    expanded = Path.expand(dir)
 
-    invalid = Enum.count(entries, &match?({:invalid, _}, &1.state))
-    unsigned = Enum.count(entries, &(&1.state == :unsigned))
+    wanted =
+      case Security.canonical_project_path(expanded) do
+        {:ok, canonical} -> [expanded, canonical]
+        {:error, _} -> [expanded]
+      end
 
+    %{listing | sessions: Enum.filter(listing.sessions, &(&1.project_path in wanted))}
+  end
+
+  defp table(_ctx, %{sessions: [], skipped: skipped}, project) do
     [
-      Output.table(ctx, ~w(ID NAME PROJECT CLOSED SIZE SIGNATURE), rows),
-      "\n",
-      "#{count(length(entries), "session")} in #{Output.sanitize(Persistence.sessions_dir())}",
-      if(unsigned > 0, do: ", #{unsigned} unsigned", else: ""),
-      if(invalid > 0,
-        do: [", ", Output.style(ctx, "#{invalid} invalid", :bad), " (see `verify`)"],
-        else: ""
-      ),
-      "\n"
+      "no sessions",
+      if(project, do: " of #{Output.sanitize(Path.expand(project))}", else: ""),
+      " in #{Command.store_text()}\n",
+      unlisted(skipped)
     ]
   end
 
-  defp state_cell(:signed), do: {"signed", :ok}
-  defp state_cell(:unsigned), do: {"unsigned", :warn}
-  defp state_cell({:invalid, reason}), do: {"invalid: #{Reason.short(reason)}", :bad}
+  defp table(ctx, %{sessions: sessions, skipped: skipped}, _project) do
+    rows =
+      Enum.map(sessions, fn s ->
+        [
+          s.id,
+          Output.truncate(s.name, 24),
+          Output.truncate_path(s.project_path, 40),
+          Output.time(s.closed_at),
+          Output.human_size(s.size),
+          signature_cell(s.signature)
+        ]
+      end)
 
-  defp count(1, noun), do: "1 #{noun}"
-  defp count(n, noun), do: "#{n} #{noun}s"
+    [
+      Output.table(ctx, ~w(ID NAME PROJECT CLOSED SIZE KEY), rows),
+      "\n",
+      plural(length(sessions), "session"),
+      " in #{Output.sanitize(JidoCode.Session.Persistence.sessions_dir())}",
+      "\n",
+      unlisted(skipped)
+    ]
+  end
 
-  defp json(entries) do
-    document = %{
-      "sessions_dir" => Persistence.sessions_dir(),
-      "sessions" => Enum.map(entries, &json_entry/1)
-    }
+  defp unlisted([]), do: []
 
-    case Output.json(document) do
-      {:ok, json} -> Command.ok(json)
-      {:error, reason} -> Command.fail([], "cannot encode JSON: #{Reason.describe(reason)}")
-    end
+  defp unlisted(ids),
+    do: "#{plural(length(ids), "session file")} could not be listed (see `./jido verify`)\n"
+
+  defp signature_cell(:our_key), do: {"our key", :ok}
+  defp signature_cell(:foreign_key), do: {"foreign", :bad}
+  defp signature_cell(:unsigned), do: {"unsigned", :warn}
+  defp signature_cell(:no_key), do: {"no key", :warn}
+
+  defp plural(1, noun), do: "1 #{noun}"
+  defp plural(n, noun), do: "#{n} #{noun}s"
+
+  defp json(%{sessions: sessions, skipped: skipped}) do
+    dir = JidoCode.Session.Persistence.sessions_dir()
+
+    Command.json(%{
+      "sessions_dir" => dir,
+      "exists" => File.dir?(dir),
+      "sessions" => Enum.map(sessions, &json_entry/1),
+      "unlisted" => skipped
+    })
   end
 
   @doc false
-  @spec json_entry(Inventory.entry()) :: map()
-  def json_entry(entry) do
-    {error, message} =
-      case entry.state do
-        {:invalid, reason} -> {Reason.code(reason), Reason.describe(reason)}
-        _ -> {nil, nil}
-      end
-
+  # Also the listed part of `show --json`.
+  @spec json_entry(map()) :: map()
+  def json_entry(session) do
     %{
-      "id" => entry.id,
-      "name" => json_string(Inventory.field(entry, :name)),
-      "project_path" => json_string(Inventory.field(entry, :project_path)),
-      "created_at" => json_time(entry, :created_at),
-      "updated_at" => json_time(entry, :updated_at),
-      "closed_at" => Inventory.closed_at(entry),
-      "size" => entry.size,
-      "signature" => Inventory.state_name(entry.state),
-      "error" => error,
-      "error_message" => message
+      "id" => session.id,
+      "name" => session.name,
+      "project_path" => session.project_path,
+      "created_at" => Output.json_time(session.created_at),
+      "updated_at" => Output.json_time(session.updated_at),
+      "closed_at" => Output.json_time(session.closed_at),
+      "size" => session.size,
+      "signature" => Atom.to_string(session.signature)
     }
   end
-
-  defp json_time(%{session: %{} = session}, key) do
-    case Map.get(session, key) do
-      %DateTime{} = dt -> DateTime.to_iso8601(dt)
-      _ -> nil
-    end
-  end
-
-  defp json_time(%{meta: %{} = meta}, key), do: json_string(Map.get(meta, key))
-  defp json_time(_entry, _key), do: nil
-
-  # Unverified metadata may hold anything; JSON output carries strings only.
-  defp json_string(value) when is_binary(value), do: value
-  defp json_string(_value), do: nil
 end

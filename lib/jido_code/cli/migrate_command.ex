@@ -1,6 +1,6 @@
 defmodule JidoCode.CLI.MigrateCommand do
   @moduledoc """
-  `mix jido.sessions migrate` — runs
+  `./jido migrate` — runs
   `JidoCode.Session.Persistence.Migration.run/0`: signs every valid unsigned
   (legacy) session file in place, then records that signatures are enforced.
   Reports what was signed and what was skipped (invalid files are left alone:
@@ -18,12 +18,12 @@ defmodule JidoCode.CLI.MigrateCommand do
   def summary, do: "Sign legacy unsigned files, then enforce signatures"
 
   @impl true
-  def needs_store?, do: true
+  def needs_store?(_argv), do: true
 
   @impl true
   def usage do
     """
-    mix jido.sessions migrate
+    ./jido migrate [--json]
 
     Signs every valid unsigned (legacy) session file under this installation's
     key, then enforces signatures: from then on an unsigned file — legacy or
@@ -33,6 +33,10 @@ defmodule JidoCode.CLI.MigrateCommand do
     and listed; they are refused on load either way (see `audit`).
     Running it again is harmless.
 
+    Options:
+      --json   {"signed": [ids], "already_signed", "skipped": [{"file", "reason",
+               "message"}], "was_enforced", "enforced", "marker"}
+
     Exit status: 0 once signatures are enforced (even if files were skipped),
     1 if the sessions directory could not be read or the marker not written.
     """
@@ -40,16 +44,33 @@ defmodule JidoCode.CLI.MigrateCommand do
 
   @impl true
   def run(argv, ctx) do
-    case Command.parse(name(), argv, []) do
-      {:ok, _opts, []} -> migrate(ctx)
+    case Command.parse(name(), argv, json: :boolean) do
+      {:ok, opts, []} -> migrate(ctx, opts[:json])
       {:usage, result} -> result
     end
   end
 
-  defp migrate(ctx) do
+  defp migrate(ctx, json?) do
     was_enforced? = Migration.enforced?()
 
     case Migration.run() do
+      {:ok, report} when json? ->
+        Command.json(%{
+          "signed" => report.signed,
+          "already_signed" => report.already_signed,
+          "skipped" =>
+            Enum.map(report.skipped, fn {file, reason} ->
+              %{
+                "file" => file,
+                "reason" => Reason.code(reason),
+                "message" => Reason.describe(reason)
+              }
+            end),
+          "was_enforced" => was_enforced?,
+          "enforced" => true,
+          "marker" => Migration.marker_path()
+        })
+
       {:ok, report} ->
         Command.ok([
           signed(ctx, report.signed),

@@ -23,13 +23,21 @@ defmodule JidoCode.CLI.Output do
 
   @min_progress_files 20
 
-  defstruct color?: false, tty?: false, progress: nil
+  defstruct color?: false, tty?: false, interactive?: false, input: :stdio, progress: nil
 
   @typedoc """
   How output is rendered: `color?` (ANSI colour on), `tty?` (standard output
-  is a terminal) and `progress` (the device progress goes to, or `nil`).
+  is a terminal), `interactive?` (standard input *and* output are terminals:
+  a command may ask a question), `input` (where answers are read from) and
+  `progress` (the device progress goes to, or `nil`).
   """
-  @type t :: %__MODULE__{color?: boolean(), tty?: boolean(), progress: IO.device() | nil}
+  @type t :: %__MODULE__{
+          color?: boolean(),
+          tty?: boolean(),
+          interactive?: boolean(),
+          input: IO.device(),
+          progress: IO.device() | nil
+        }
 
   @typedoc "A text style."
   @type style :: :ok | :bad | :warn | :bold | :dim
@@ -38,8 +46,10 @@ defmodule JidoCode.CLI.Output do
   Builds the output context.
 
   Options: `:tty` (boolean, default: detected from file descriptors 1 and 2),
-  `:env` (map of environment variables, default `System.get_env/0`),
-  `:progress_device` (default `:standard_error`).
+  `:interactive` (boolean, default: descriptors 0 and 1 are terminals),
+  `:input` (device answers are read from, default `:stdio`), `:env` (map of
+  environment variables, default `System.get_env/0`), `:progress_device`
+  (default `:standard_error`).
 
       iex> ctx = JidoCode.CLI.Output.new(tty: true, env: %{"NO_COLOR" => "1"})
       iex> {ctx.tty?, ctx.color?}
@@ -53,6 +63,8 @@ defmodule JidoCode.CLI.Output do
 
     %__MODULE__{
       tty?: stdout_tty?,
+      interactive?: Keyword.get_lazy(opts, :interactive, fn -> stdout_tty? and terminal?(0) end),
+      input: Keyword.get(opts, :input, :stdio),
       color?: stdout_tty? and color_allowed?(env),
       progress: if(stderr_tty?, do: Keyword.get(opts, :progress_device, :standard_error))
     }
@@ -281,12 +293,18 @@ defmodule JidoCode.CLI.Output do
   @spec mode(non_neg_integer()) :: String.t()
   def mode(mode), do: "0" <> String.pad_leading(Integer.to_string(mode &&& 0o777, 8), 3, "0")
 
-  @doc "Encodes `term` as pretty JSON with the native encoder (a trailing newline added)."
+  @doc "Encodes `term` as pretty JSON (a trailing newline added)."
   @spec json(term()) :: {:ok, iodata()} | {:error, term()}
   def json(term) do
-    case JidoCode.Native.json_encode(term, true, JidoCode.Config.max_json_depth()) do
-      {:ok, json} -> {:ok, [json, ?\n]}
-      {:error, _} = error -> error
-    end
+    with {:ok, json} <- JidoCode.JSON.encode(term, pretty: true), do: {:ok, [json, ?\n]}
   end
+
+  @doc """
+  A timestamp as an ISO 8601 string for JSON output (`nil` stays `nil`;
+  anything else that is not a string is dropped).
+  """
+  @spec json_time(term()) :: String.t() | nil
+  def json_time(%DateTime{} = dt), do: DateTime.to_iso8601(dt)
+  def json_time(value) when is_binary(value), do: value
+  def json_time(_value), do: nil
 end

@@ -1,8 +1,7 @@
 defmodule JidoCode.CLI.Reason do
   @moduledoc """
   Error reasons of the session store in words: a sentence for people
-  (`describe/1`), a short tag for table cells (`short/1`) and a stable code
-  for `--json` output (`code/1`).
+  (`describe/1`) and a stable code for `--json` output (`code/1`).
 
   Every sentence ends with the reason's atom in parentheses, so what a person
   reads can be matched against the documentation and the logs.
@@ -32,44 +31,43 @@ defmodule JidoCode.CLI.Reason do
   @spec code(term()) :: String.t()
   def code(reason) when is_atom(reason), do: Atom.to_string(reason)
   def code(reason) when is_tuple(reason) and is_atom(elem(reason, 0)), do: code(elem(reason, 0))
+  def code([reason | _]), do: code(reason)
   def code(_reason), do: "error"
-
-  @doc """
-  A few words for a table cell.
-
-      iex> JidoCode.CLI.Reason.short(:foreign_signature)
-      "foreign key"
-  """
-  @spec short(term()) :: String.t()
-  def short(:signature_verification_failed), do: "tampered"
-  def short(:foreign_signature), do: "foreign key"
-  def short(:malformed_signature), do: "bad signature"
-  def short(:missing_signature), do: "unsigned, refused"
-  def short(:session_id_mismatch), do: "id mismatch"
-  def short(:file_too_large), do: "too large"
-  def short({:file_too_large, _}), do: "too large"
-  def short(:symlink), do: "symlink"
-  def short(:not_regular_file), do: "not a file"
-  def short({:invalid_json, _}), do: "bad JSON"
-  def short(:not_an_object), do: "bad JSON"
-  def short({:insecure_secret_permissions, _}), do: "secret refused"
-  def short({:invalid_machine_secret, _}), do: "secret refused"
-  def short({:io_error, _}), do: "unreadable"
-  def short(reason), do: if(schema_error?(reason), do: "bad schema", else: code(reason))
-
-  defp schema_error?({tag, _}) when tag in [:missing_fields, :invalid_message, :invalid_todo],
-    do: true
-
-  defp schema_error?(:unsupported_version), do: true
-
-  defp schema_error?(reason) when is_atom(reason),
-    do: reason != :invalid_session_id and Atom.to_string(reason) =~ ~r/^invalid_/
-
-  defp schema_error?(_), do: false
 
   # -- Sentences ---------------------------------------------------------------
 
   defp text(:not_found), do: "no such session file"
+  defp text(:directory_not_found), do: "the directory does not exist"
+
+  defp text(:no_machine_secret),
+    do:
+      "this home has no machine secret, so no signature can be checked (nothing was ever saved here)"
+
+  defp text(:application_not_running),
+    do:
+      "not checked from the CLI: it belongs to the running JidoCode application, not this process"
+
+  defp text({:failed, check}),
+    do: "not checked: the #{String.replace(to_string(check), "_", " ")} check failed"
+
+  defp text({:insecure_permissions, mode}),
+    do: "mode #{Output.mode(mode)} gives group/others access"
+
+  defp text({:readable_by_others, mode}),
+    do: "mode #{Output.mode(mode)} lets group/others read it; 0700 is advised"
+
+  defp text(:missing), do: "does not exist"
+  defp text(:not_a_directory), do: "is not a directory"
+
+  defp text(:not_enforced),
+    do: "not enforced yet: an unsigned file is still accepted; run `migrate`"
+
+  defp text(:unsigned),
+    do: "unsigned legacy file, accepted until signatures are enforced (`migrate`)"
+
+  defp text(:temp_file), do: "temp file of an interrupted save (removed at the next start)"
+  defp text(:not_a_session_file), do: "not a session file name (ignored by the store)"
+  defp text({:planted, type}), do: "a #{type_name(type)} in the sessions directory (planted?)"
   defp text(:invalid_session_id), do: "not a session id (a UUID v4 is expected)"
 
   defp text(:signature_verification_failed),
@@ -114,6 +112,10 @@ defmodule JidoCode.CLI.Reason do
   defp text(:rate_limit_exceeded), do: "too many resume attempts"
   defp text(:resume_in_progress), do: "another process is resuming this session right now"
   defp text(:session_exists), do: "a session with this id is already running"
+
+  defp text(:session_file_exists),
+    do: "a session with this id is already stored here (--force replaces it)"
+
   defp text(:project_already_open), do: "another running session has this project open"
   defp text(:session_limit_reached), do: "the session limit is reached"
   defp text(:session_too_large), do: "the session would exceed the file size limit"
@@ -150,8 +152,14 @@ defmodule JidoCode.CLI.Reason do
   defp text(:enotdir), do: "a path component is not a directory"
   defp text(:eisdir), do: "is a directory"
 
+  defp text([_ | _] = reasons), do: Enum.map_join(reasons, "; ", &text/1)
+
   defp text(reason) when is_atom(reason),
     do: reason |> Atom.to_string() |> String.replace("_", " ")
 
   defp text(reason), do: Output.truncate(inspect(reason), 200)
+
+  defp type_name(:symlink), do: "symbolic link"
+  defp type_name(:other), do: "FIFO or socket"
+  defp type_name(type), do: to_string(type)
 end

@@ -1,6 +1,6 @@
 defmodule JidoCode.CLI.RebindCommand do
   @moduledoc """
-  `mix jido.sessions rebind ID [--yes]` — accepts the directory now at a
+  `rebind [SESSION] [--yes]` — accepts the directory now at a
   session's project path as the session's project directory.
 
   A session records the identity of the directory it was saved in, and
@@ -24,15 +24,17 @@ defmodule JidoCode.CLI.RebindCommand do
   @impl true
   def summary, do: "Accept a re-created project directory for a session (--yes to write)"
 
+  # Only the confirmed run writes (under the store's save lock).
   @impl true
-  def needs_store?, do: true
+  def needs_store?(argv), do: Enum.any?(argv, &(&1 in ["--yes", "-y"]))
 
   @impl true
   def usage do
     """
-    mix jido.sessions rebind ID [--yes]
+    ./jido rebind [SESSION] [--yes]
 
-    Binds the session to the directory now at its project path, when resume
+    SESSION is an id, a unique id prefix or `latest`; without it, on a
+    terminal, a numbered list to pick from is shown. Binds the session to the directory now at its project path, when resume
     refuses it as replaced (re-cloned, restored from a backup, deleted and
     created again). Only do this for a directory you recognise: another
     directory moved to that path looks exactly the same to the store.
@@ -41,7 +43,7 @@ defmodule JidoCode.CLI.RebindCommand do
     saved with and the one found now.
 
     Options:
-      --yes       bind the session to the current directory and re-sign it
+      --yes, -y   bind the session to the current directory and re-sign it
 
     Exit status: 0 bound (or nothing to do / dry run), 1 refused, 2 usage error.
     """
@@ -49,11 +51,15 @@ defmodule JidoCode.CLI.RebindCommand do
 
   @impl true
   def run(argv, ctx) do
-    with {:ok, opts, [id]} <- Command.parse(name(), argv, [yes: :boolean], [y: :yes], 1),
-         {:ok, id} <- Command.session_id(name(), id) do
-      rebind(ctx, id, opts[:yes] == true)
-    else
-      {:usage, result} -> result
+    case Command.parse(name(), argv, [yes: :boolean], [y: :yes], 0..1) do
+      {:ok, opts, args} ->
+        Command.with_session(
+          Command.session_arg(name(), args, ctx),
+          &rebind(ctx, &1, opts[:yes] == true)
+        )
+
+      {:usage, result} ->
+        result
     end
   end
 

@@ -1,75 +1,58 @@
 defmodule JidoCode.CLI.ShowCommand do
   @moduledoc """
-  `mix jido.sessions show ID [--messages N] [--json]` — one session: its
-  metadata, LLM config, message and todo counts, the last few messages
-  (one line each, truncated, control characters removed) and its signature
-  state.
-
-  Only a file that loads (verified) is shown in full. For one that is
-  refused, what the fast listing could read (name, project, closed) is shown
-  with the reason, and the exit status is 1.
+  `show [SESSION] [--messages N] [--json]` — one session as the listing
+  reads it (metadata only, like `list`); with `--messages N` the file is
+  loaded and verified (`Persistence.inspect_session/1`) and the counts and
+  last N messages are shown too.
   """
   @behaviour JidoCode.CLI.Command
 
-  alias JidoCode.CLI.{Command, Inventory, Output, Reason}
+  alias JidoCode.CLI.{Command, ListCommand, Output, Reason}
   alias JidoCode.Session.Persistence
-  alias JidoCode.Session.Persistence.Crypto
-  alias JidoCode.Tools.Security
+  alias JidoCode.Session.Persistence.Inspection
 
-  @default_messages 5
   @content_width 72
 
   @impl true
   def name, do: "show"
 
   @impl true
-  def summary, do: "Show one session: metadata, counts, last messages, signature"
+  def summary, do: "Show one session; --messages N loads it and shows the last N messages"
 
   @impl true
-  def needs_store?, do: true
+  def needs_store?(_argv), do: false
 
   @impl true
   def usage do
     """
-    mix jido.sessions show ID [--messages N] [--json]
+    ./jido show [SESSION] [--messages N] [--json]
 
-    Shows a session: name, project (and whether it would pass the project path
-    checks now), timestamps, LLM config, size, signature state, message / todo /
-    prompt counts and the last messages, one line each.
+    SESSION is an id, a unique prefix of one (at least 4 characters) or
+    `latest`. Without it, on a terminal, a numbered list to pick from is
+    shown (newest first); in a pipe or script SESSION is required.
+
+    Shows what the listing reads: id, name, project, created / updated /
+    closed (UTC), size and what the key id says of the signature (as `list`).
+    With --messages N the file is loaded in full and verified (signature, id,
+    schema) and the LLM config, message / todo / prompt counts and the last
+    N messages (one line each) are shown as well. Reads only.
 
     Options:
-      --messages N, -n N   how many of the last messages to show (default #{@default_messages}, 0 for none)
-      --json               machine-readable output
+      --messages N, -n N   load and verify the file, show the last N messages
+      --json               machine-readable output; a failure prints
+                           {"error", "message", "status"}
 
-    Exit status: 0 when the session loads, 1 when it is missing or refused, 2 usage error.
+    Exit status: 0 shown, 1 no such session or (with --messages) refused on
+    load, 2 usage error.
     """
   end
 
   @impl true
   def run(argv, ctx) do
-    with {:ok, opts, [id]} <-
-           Command.parse(name(), argv, [messages: :integer, json: :boolean], [n: :messages], 1),
-         {:ok, id} <- Command.session_id(name(), id),
+    with {:ok, opts, args} <-
+           Command.parse(name(), argv, [messages: :integer, json: :boolean], [n: :messages], 0..1),
          :ok <- check_count(opts[:messages]) do
-      count = Keyword.get(opts, :messages, @default_messages)
-      entry = Inventory.entry(id, listed(id))
-
-      case {entry.state, opts[:json]} do
-        {{:invalid, :not_found}, _} ->
-          Command.fail([], "no session #{id} in #{Persistence.sessions_dir()}")
-
-        {_, true} ->
-          json(entry, count)
-
-        {{:invalid, reason}, _} ->
-          Command.fail(
-            refused(ctx, entry),
-            "session #{id} is refused: #{Reason.describe(reason)}"
-          )
-
-        _ ->
-          Command.ok(details(ctx, entry, count))
-      end
+      Command.with_session(Command.session_arg(name(), args, ctx), &show(ctx, &1, opts))
     else
       {:usage, result} -> result
     end
@@ -79,54 +62,137 @@ defmodule JidoCode.CLI.ShowCommand do
   defp check_count(n) when n >= 0, do: :ok
   defp check_count(_n), do: {:usage, Command.usage_error(name(), "--messages must be 0 or more")}
 
-  defp listed(id) do
-    case Persistence.list_persisted() do
-      {:ok, sessions} -> Enum.find(sessions, &(&1.id == id))
-      {:error, _} -> nil
+  defp show(ctx, id, opts) do
+    with {:ok, %{sessions: sessions}} <- Inspection.list() do
+      listed = Enum.find(sessions, &(&1.id == id))
+
+      case {listed, opts[:messages]} do
+        {nil, nil} ->
+          Command.fail(
+            [],
+            "session #{id} could not be listed: #{unlisted_reason(id)} (see `./jido verify #{id}`)"
+          )
+
+        {listed, nil} ->
+          if opts[:json],
+            do: Command.json(ListCommand.json_entry(listed)),
+            else: Command.ok(metadata(ctx, listed))
+
+        {listed, count} ->
+          {:ok, report} = Persistence.inspect_session(id)
+          loaded(ctx, listed, report, count, opts[:json])
+      end
+    else
+      {:error, reason} -> Command.store_error(reason)
     end
   end
 
-  defp details(ctx, %{session: session} = entry, count) do
-    messages = session.conversation
+  # Why the listing skipped it: the first problem a full inspection finds.
+  defp unlisted_reason(id) do
+    {:ok, report} = Persistence.inspect_session(id)
 
+    # The listing skips for what it reads, not for the file's mode.
+    problems = Enum.filter(report.findings, &(&1.status == :problem))
+
+    case Enum.find(problems, &(&1.check != :permissions)) || List.first(problems) do
+      %{reason: reason} -> Reason.describe(reason)
+      nil -> "its metadata is unreadable"
+    end
+  end
+
+  defp metadata(ctx, s) do
     [
-      Output.field(ctx, "id", session.id),
-      Output.field(ctx, "name", Output.sanitize(session.name)),
-      Output.field(ctx, "project", project(ctx, session.project_path)),
-      Output.field(ctx, "created", Output.time(session.created_at)),
-      Output.field(ctx, "updated", Output.time(session.updated_at)),
-      Output.field(ctx, "closed", Output.time(session.closed_at)),
-      Output.field(ctx, "model", model(session.config)),
-      Output.field(ctx, "size", Output.human_size(entry.size)),
-      Output.field(ctx, "signature", signature(ctx, entry.state)),
-      Output.field(ctx, "messages", Integer.to_string(length(messages))),
-      Output.field(ctx, "todos", todos(session.todos)),
-      Output.field(ctx, "prompts", Integer.to_string(length(session.prompt_history))),
-      last_messages(ctx, messages, count)
+      Output.field(ctx, "id", s.id),
+      Output.field(ctx, "name", Output.sanitize(s.name)),
+      Output.field(ctx, "project", Output.sanitize(s.project_path)),
+      Output.field(ctx, "created", Output.time(s.created_at)),
+      Output.field(ctx, "updated", Output.time(s.updated_at)),
+      Output.field(ctx, "closed", Output.time(s.closed_at)),
+      Output.field(ctx, "size", Output.human_size(s.size)),
+      Output.field(ctx, "key", key_text(ctx, s.signature))
     ]
   end
 
-  defp refused(ctx, %{state: {:invalid, reason}} = entry) do
-    [
-      Output.field(ctx, "id", entry.id),
-      Output.field(ctx, "name", Output.sanitize(Inventory.field(entry, :name) || "?")),
-      Output.field(ctx, "project", Output.sanitize(Inventory.field(entry, :project_path) || "?")),
-      Output.field(ctx, "closed", Output.time(Inventory.closed_at(entry))),
-      Output.field(ctx, "size", Output.human_size(entry.size)),
-      Output.field(ctx, "signature", Output.style(ctx, "invalid: #{Reason.short(reason)}", :bad)),
-      "(unverified metadata: the file is refused on load)\n"
+  defp key_text(ctx, :our_key),
+    do: [
+      Output.style(ctx, "our key", :ok),
+      " (signature not verified here: `show --messages N` or `verify`)"
     ]
+
+  defp key_text(ctx, :foreign_key),
+    do: Output.style(ctx, "foreign: signed by another installation (`import` it)", :bad)
+
+  defp key_text(ctx, :unsigned),
+    do: Output.style(ctx, "unsigned legacy file (`migrate` signs it)", :warn)
+
+  defp key_text(ctx, :no_key),
+    do: Output.style(ctx, "no machine secret in this home to compare with", :warn)
+
+  defp loaded(ctx, listed, %{session: nil} = report, _count, json?) do
+    problem = Enum.find(report.findings, &(&1.status == :problem))
+    message = "session #{report.id} is refused on load: #{Reason.describe(problem.reason)}"
+
+    cond do
+      json? ->
+        document = %{
+          "id" => report.id,
+          "signature" => Atom.to_string(report.signature),
+          "error" => Reason.code(problem.reason),
+          "message" => message
+        }
+
+        Command.json(Map.merge(json_listed(listed), document), 1)
+
+      listed ->
+        Command.fail(
+          [metadata(ctx, listed), "(unverified metadata: the file is refused on load)\n"],
+          message
+        )
+
+      true ->
+        Command.fail([], message)
+    end
   end
 
-  defp project(ctx, path) do
-    case Security.validate_project_path(path) do
-      :ok ->
+  defp loaded(ctx, listed, %{session: session} = report, count, json?) do
+    if json? do
+      Command.json(Map.merge(json_listed(listed), contents(report, count)))
+    else
+      Command.ok([
+        Output.field(ctx, "id", session.id),
+        Output.field(ctx, "name", Output.sanitize(session.name)),
+        Output.field(ctx, "project", project(ctx, report)),
+        Output.field(ctx, "created", Output.time(session.created_at)),
+        Output.field(ctx, "updated", Output.time(session.updated_at)),
+        Output.field(ctx, "closed", Output.time(session.closed_at)),
+        Output.field(ctx, "model", model(session.config)),
+        Output.field(ctx, "size", Output.human_size(listed && listed.size)),
+        Output.field(ctx, "signature", signature(ctx, report.signature)),
+        Output.field(ctx, "messages", Integer.to_string(length(session.conversation))),
+        Output.field(ctx, "todos", todos(session.todos)),
+        Output.field(ctx, "prompts", Integer.to_string(length(session.prompt_history))),
+        last_messages(ctx, session.conversation, count)
+      ])
+    end
+  end
+
+  defp json_listed(nil), do: %{}
+  defp json_listed(listed), do: ListCommand.json_entry(listed)
+
+  defp project(ctx, report) do
+    case Enum.find(report.findings, &(&1.check == :project)) do
+      %{status: :ok, value: path} ->
         [Output.sanitize(path), "  ", Output.style(ctx, "(ok)", :dim)]
 
-      {:error, reason} ->
+      %{value: path, reason: reason} ->
         [Output.sanitize(path), "  ", Output.style(ctx, "(#{Reason.describe(reason)})", :warn)]
     end
   end
+
+  defp signature(ctx, :signed), do: Output.style(ctx, "signed (valid)", :ok)
+
+  defp signature(ctx, :unsigned),
+    do: Output.style(ctx, "unsigned (legacy; signed by `migrate` or the next save)", :warn)
 
   defp model(config) when is_map(config) do
     get = fn key -> Map.get(config, key, Map.get(config, Atom.to_string(key))) end
@@ -136,19 +202,6 @@ defmodule JidoCode.CLI.ShowCommand do
   end
 
   defp model(_config), do: "?"
-
-  defp signature(ctx, :signed) do
-    key_id =
-      case Crypto.key_id() do
-        {:ok, key_id} -> ", key id #{key_id}"
-        {:error, _} -> ""
-      end
-
-    Output.style(ctx, "signed (valid#{key_id})", :ok)
-  end
-
-  defp signature(ctx, :unsigned),
-    do: Output.style(ctx, "unsigned (legacy; signed by `migrate` or the next save)", :warn)
 
   defp todos([]), do: "0"
 
@@ -187,32 +240,18 @@ defmodule JidoCode.CLI.ShowCommand do
     ]
   end
 
-  defp json(entry, count) do
-    document =
-      entry
-      |> JidoCode.CLI.ListCommand.json_entry()
-      |> Map.merge(contents(entry.session, count))
+  defp contents(report, count) do
+    session = report.session
+    project = Enum.find(report.findings, &(&1.check == :project))
 
-    case Output.json(document) do
-      {:ok, json} when entry.session != nil -> Command.ok(json)
-      {:ok, json} -> Command.fail(json, "session #{entry.id} is refused")
-      {:error, reason} -> Command.fail([], "cannot encode JSON: #{Reason.describe(reason)}")
-    end
-  end
-
-  defp contents(nil, _count), do: %{}
-
-  defp contents(session, count) do
     %{
+      "signature" => Atom.to_string(report.signature),
       "config" => Map.new(session.config || %{}, fn {k, v} -> {to_string(k), v} end),
       "message_count" => length(session.conversation),
       "todo_count" => length(session.todos),
       "prompt_count" => length(session.prompt_history),
       "project_path_check" =>
-        case Security.validate_session_project(session.project_path, session.project_dir_id) do
-          :ok -> "ok"
-          {:error, reason} -> Reason.code(reason)
-        end,
+        if(project.status == :ok, do: "ok", else: Reason.code(project.reason)),
       "last_messages" =>
         session.conversation
         |> Enum.take(-count)
@@ -221,7 +260,7 @@ defmodule JidoCode.CLI.ShowCommand do
             "id" => m.id,
             "role" => Atom.to_string(m.role),
             "content" => m.content,
-            "timestamp" => DateTime.to_iso8601(m.timestamp)
+            "timestamp" => Output.json_time(m.timestamp)
           }
         end)
     }

@@ -1,15 +1,18 @@
 defmodule JidoCode.CLI.VerifyCommand do
   @moduledoc """
-  `mix jido.sessions verify [ID]` — checks every session file (or one) and
-  the sessions directory and machine secret they depend on; prints a line per
-  file and a summary; exit status 1 when anything is wrong. The checks are
-  `JidoCode.CLI.Checks`; `audit` runs the same over everything plus the
-  installation-wide ones.
+  `verify [SESSION] [--json]` — the full check of every session file (or
+  one): `JidoCode.Session.Persistence.inspect_session/1` per file, plus the
+  sessions directory and machine secret from
+  `JidoCode.Session.Persistence.Inspection.inspect_store/0`. `audit` renders
+  the same with every installation check.
   """
   @behaviour JidoCode.CLI.Command
 
-  alias JidoCode.CLI.{Checks, Command, Inventory, Output, Reason}
+  alias JidoCode.CLI.{Command, Output, Reason}
   alias JidoCode.Session.Persistence
+  alias JidoCode.Session.Persistence.Inspection
+
+  @verify_store_checks [:sessions_dir, :machine_secret]
 
   @impl true
   def name, do: "verify"
@@ -19,149 +22,218 @@ defmodule JidoCode.CLI.VerifyCommand do
     do: "Check every session file (or one): signature, id, size, type, permissions, project"
 
   @impl true
-  def needs_store?, do: true
+  def needs_store?(_argv), do: false
 
   @impl true
   def usage do
     """
-    mix jido.sessions verify [ID]
+    ./jido verify [SESSION] [--json]
 
-    Checks every session file, or only the file of ID:
-      file type     a regular file (not a symlink, FIFO, directory or device)
+    Reads and checks every session file in full, or only SESSION (an id, a
+    unique id prefix or `latest`):
+      file          a regular file (not a symlink, FIFO, directory or device)
       permissions   0600 (no group/other access)
       size          within max_file_size
       signature     valid under this installation's key (tampered, foreign,
-                    malformed and unsigned files are problems)
+                    malformed and, once enforced, unsigned files are problems;
+                    an unsigned legacy file is a warning until then)
       id            the id inside the file matches its file name
       schema        the file is a valid version-1 session
       project       the project directory passes the resume checks now
     and the sessions directory (0700) and machine secret (0600, usable).
+    Reads only: nothing is created, repaired or deleted.
 
-    Prints a line per file and a summary. `audit` does the same for
-    everything plus installation-wide checks.
+    Options:
+      --json   {"command", "ok", "store": [finding], "sessions": [{"id", "ok",
+               "signature", "findings": [finding]}]}; a finding is {"check",
+               "status" ("ok" | "warning" | "problem" | "not_checked"),
+               "reason" (a code or null), "message", "value"}
 
-    Exit status: 0 all good, 1 problems found, 2 usage error.
+    Exit status: 0 all good (warnings allowed), 1 problems found, 2 usage error.
     """
   end
 
   @impl true
   def run(argv, ctx) do
-    with {:ok, _opts, args} <- Command.parse(name(), argv, [], [], 0..1),
-         {:ok, scope} <- scope(args) do
-      run_checks(ctx, name(), scope, audit: false)
+    with {:ok, opts, args} <- Command.parse(name(), argv, [json: :boolean], [], 0..1) do
+      case args do
+        [] ->
+          report(ctx, name(), :all, opts[:json])
+
+        [session] ->
+          Command.with_session(Command.resolve(session), &report(ctx, name(), [&1], opts[:json]))
+      end
     else
       {:usage, result} -> result
     end
   end
 
-  defp scope([]), do: {:ok, :all}
-
-  defp scope([id]) do
-    with {:ok, id} <- Command.session_id(name(), id), do: {:ok, {:one, id}}
-  end
-
   @doc false
-  # Shared with `audit`: runs the checks and renders the report.
-  @spec run_checks(Output.t(), String.t(), :all | {:one, String.t()}, keyword()) ::
-          Command.result()
-  def run_checks(ctx, command, scope, opts) do
+  # Shared with `audit`: inspects and renders.
+  @spec report(Output.t(), String.t(), :all | [String.t()], boolean()) :: Command.result()
+  def report(ctx, command, scope, json?) do
     with {:ok, ids} <- ids(scope) do
-      installation = Checks.check_installation(opts)
-      files = Output.map_with_progress(ctx, "checking", ids, &Checks.check_file/1)
-      render(ctx, command, installation, files)
+      store = store_findings(command)
+
+      files =
+        Output.map_with_progress(ctx, "checking", ids, fn id ->
+          {:ok, report} = Persistence.inspect_session(id)
+          report
+        end)
+
+      ok? = Enum.all?(files, & &1.ok?) and not Enum.any?(store, &(&1.status == :problem))
+
+      cond do
+        json? -> Command.json(json(command, ok?, store, files), if(ok?, do: 0, else: 1))
+        ok? -> Command.ok(render(ctx, command, store, files))
+        true -> Command.fail(render(ctx, command, store, files))
+      end
     else
-      {:error, reason} ->
-        Command.fail([], "cannot read #{Persistence.sessions_dir()}: #{Reason.describe(reason)}")
+      {:error, reason} -> Command.store_error(reason)
     end
   end
 
-  defp ids(:all) do
-    with {:ok, names} <- Inventory.session_file_names(),
-         do: {:ok, Enum.map(names, &Path.rootname/1)}
-  end
+  defp ids(:all), do: Inspection.session_ids()
+  defp ids(ids), do: {:ok, ids}
 
-  defp ids({:one, id}), do: {:ok, [id]}
+  defp store_findings("audit"), do: Inspection.inspect_store()
 
-  defp render(ctx, command, installation, files) do
-    width = installation |> Enum.map(&String.length(elem(&1, 0))) |> Enum.max(fn -> 0 end)
+  defp store_findings(_verify),
+    do: Enum.filter(Inspection.inspect_store(), &(&1.check in @verify_store_checks))
 
-    install_lines =
-      Enum.map(installation, fn {label, findings} ->
-        Enum.map(findings, fn finding ->
-          [String.pad_trailing(label, width + 2), finding_line(ctx, finding)]
-        end)
+  # -- text -----------------------------------------------------------------------
+
+  defp render(ctx, command, store, files) do
+    width = store |> Enum.map(&String.length(label(&1.check))) |> Enum.max(fn -> 0 end)
+
+    store_lines =
+      Enum.map(store, fn f ->
+        [tag(ctx, f.status), String.pad_trailing(label(f.check), width + 2), store_text(f), "\n"]
       end)
 
-    file_lines = Enum.map(files, &file_lines(ctx, &1))
+    bad = Enum.count(files, &(not &1.ok?))
+    store_problems = Enum.count(store, &(&1.status == :problem))
 
-    bad_files = Enum.count(files, &problem?(&1.findings))
-
-    install_problems =
-      installation |> Enum.flat_map(&elem(&1, 1)) |> Enum.count(&problem_finding?/1)
-
-    warnings =
-      Enum.count(
-        Enum.flat_map(installation, &elem(&1, 1)) ++ Enum.flat_map(files, & &1.findings),
-        fn
-          {:warning, _} -> true
-          _ -> false
-        end
-      )
+    warnings = Enum.count(store ++ Enum.flat_map(files, & &1.findings), &(&1.status == :warning))
 
     summary = [
       "#{command}: #{plural(length(files), "session file")}",
-      if(files == [],
-        do: "",
-        else: " — #{length(files) - bad_files} ok, #{bad_files} with problems"
-      ),
+      if(files == [], do: "", else: " — #{length(files) - bad} ok, #{bad} with problems"),
       "; installation: ",
-      if(install_problems == 0, do: "ok", else: plural(install_problems, "problem")),
+      if(store_problems == 0, do: "ok", else: plural(store_problems, "problem")),
       if(warnings > 0, do: "; #{plural(warnings, "warning")}", else: "")
     ]
 
-    ok? = bad_files == 0 and install_problems == 0
-
-    out = [
-      install_lines,
-      if(files == [], do: "\n(no session files)\n", else: ["\n", file_lines]),
+    [
+      store_lines,
+      if(files == [],
+        do: "\n(no session files)\n",
+        else: ["\n", Enum.map(files, &file_lines(ctx, &1))]
+      ),
       "\n",
-      Output.style(ctx, summary, if(ok?, do: :ok, else: :bad)),
+      Output.style(ctx, summary, if(bad == 0 and store_problems == 0, do: :ok, else: :bad)),
       "\n"
     ]
-
-    if ok?, do: Command.ok(out), else: Command.fail(out)
   end
 
-  defp file_lines(ctx, %{id: id, findings: findings, summary: summary}) do
-    {tag, style} =
+  defp file_lines(ctx, report) do
+    status =
       cond do
-        problem?(findings) -> {"FAIL", :bad}
-        findings != [] -> {"warn", :warn}
-        true -> {"ok", :ok}
+        not report.ok? -> :problem
+        Enum.any?(report.findings, &(&1.status == :warning)) -> :warning
+        true -> :ok
       end
 
+    shown = Enum.filter(report.findings, &(&1.status in [:problem, :warning]))
+
     [
-      Output.style(ctx, String.pad_trailing(tag, 6), style),
-      id,
-      if(summary == "", do: "", else: ["  ", Output.sanitize(summary)]),
+      tag(ctx, status),
+      report.id,
+      summary(report),
       "\n",
-      Enum.map(findings, fn {_level, text} -> ["        - ", Output.sanitize(text), "\n"] end)
+      Enum.map(shown, fn f ->
+        ["        - ", label(f.check), ": ", Reason.describe(f.reason), "\n"]
+      end)
     ]
   end
 
-  defp finding_line(ctx, {:problem, text}),
-    do: [Output.style(ctx, "FAIL  ", :bad), Output.sanitize(text), "\n"]
+  defp summary(%{session: nil}), do: ""
 
-  defp finding_line(ctx, {:warning, text}),
-    do: [Output.style(ctx, "warn  ", :warn), Output.sanitize(text), "\n"]
+  defp summary(%{session: session, signature: signature}) do
+    "  #{signature}, #{length(session.conversation)} messages, " <>
+      Output.truncate_path(session.project_path, 60)
+  end
 
-  defp finding_line(ctx, {:info, text}),
-    do: [Output.style(ctx, "ok    ", :ok), Output.sanitize(text), "\n"]
+  defp store_text(%{status: :ok, reason: :missing, value: path}),
+    do: "#{Output.sanitize(path)} does not exist (nothing saved yet)"
 
-  defp problem?(findings), do: Enum.any?(findings, &problem_finding?/1)
-  defp problem_finding?({:problem, _}), do: true
-  defp problem_finding?(_), do: false
+  defp store_text(%{check: :machine_secret, status: :ok, value: key_id}),
+    do: "#{Output.sanitize(JidoCode.Config.machine_secret_path())}, key id #{key_id}"
+
+  defp store_text(%{check: :enforcement, status: :ok}), do: "enforced: unsigned files are refused"
+
+  defp store_text(%{check: :session_count, value: {count, max}} = f),
+    do: "#{count} of at most #{max}" <> if(f.reason, do: ": saves will be refused", else: "")
+
+  defp store_text(%{status: :ok, value: value}) when is_binary(value), do: Output.sanitize(value)
+
+  defp store_text(%{check: :stray_entry, value: name, reason: reason}),
+    do: "#{Output.truncate(name, 80)}: #{Reason.describe(reason)}"
+
+  defp store_text(%{value: value, reason: reason}) when is_binary(value),
+    do: "#{Output.sanitize(value)}: #{Reason.describe(reason)}"
+
+  defp store_text(%{reason: reason}), do: Reason.describe(reason)
+
+  defp label(check), do: check |> Atom.to_string() |> String.replace("_", " ")
+
+  @doc false
+  # The status tag of a finding line; shared with `resume --check`.
+  @spec tag(Output.t(), Persistence.Inspection.status()) :: iodata()
+  def tag(ctx, :ok), do: Output.style(ctx, "ok    ", :ok)
+  def tag(ctx, :warning), do: Output.style(ctx, "warn  ", :warn)
+  def tag(ctx, :not_checked), do: Output.style(ctx, "-     ", :dim)
+  def tag(ctx, :problem), do: Output.style(ctx, "FAIL  ", :bad)
 
   defp plural(1, noun), do: "1 #{noun}"
   defp plural(n, noun), do: "#{n} #{noun}s"
+
+  # -- JSON -----------------------------------------------------------------------
+
+  defp json(command, ok?, store, files) do
+    %{
+      "command" => command,
+      "ok" => ok?,
+      "sessions_dir" => Persistence.sessions_dir(),
+      "store" => Enum.map(store, &json_finding/1),
+      "sessions" =>
+        Enum.map(files, fn report ->
+          %{
+            "id" => report.id,
+            "ok" => report.ok?,
+            "signature" => Atom.to_string(report.signature),
+            "findings" => Enum.map(report.findings, &json_finding/1)
+          }
+        end)
+    }
+  end
+
+  @doc false
+  # A finding as JSON; shared with `resume --check --json`.
+  @spec json_finding(Persistence.Inspection.finding()) :: map()
+  def json_finding(finding) do
+    %{
+      "check" => Atom.to_string(finding.check),
+      "status" => Atom.to_string(finding.status),
+      "reason" => finding.reason && Reason.code(finding.reason),
+      "message" => finding.reason && Reason.describe(finding.reason),
+      "value" => json_value(finding.value)
+    }
+  end
+
+  defp json_value(value) when is_binary(value) or is_integer(value) or is_nil(value), do: value
+  defp json_value({count, max}) when is_integer(count), do: %{"count" => count, "max" => max}
+  defp json_value(%{limit: limit, window_ms: ms}), do: %{"limit" => limit, "window_ms" => ms}
+  defp json_value(value) when is_atom(value), do: Atom.to_string(value)
+  defp json_value(value), do: inspect(value)
 end

@@ -45,8 +45,17 @@ defmodule JidoCode.Session.Persistence do
 
   require Logger
 
-  alias JidoCode.{Config, Native, RateLimit, Session, SessionRegistry, SessionSupervisor}
-  alias JidoCode.Session.Persistence.{Crypto, Migration, Schema, Serialization, Server}
+  alias JidoCode.{Config, Native, Session, SessionRegistry, SessionSupervisor}
+
+  alias JidoCode.Session.Persistence.{
+    Crypto,
+    Inspection,
+    Migration,
+    Schema,
+    Serialization,
+    Server
+  }
+
   alias JidoCode.Session.State
   alias JidoCode.Tools.Security
 
@@ -58,6 +67,7 @@ defmodule JidoCode.Session.Persistence do
           closed_at: String.t(),
           created_at: String.t() | nil,
           updated_at: String.t() | nil,
+          key_id: String.t() | nil,
           size: non_neg_integer()
         }
 
@@ -143,6 +153,40 @@ defmodule JidoCode.Session.Persistence do
       raise ArgumentError, "not a session id (UUID v4): #{inspect(session_id)}"
     end
   end
+
+  @doc """
+  Ids of the session-named entries (`<uuid v4>.json`) of the sessions
+  directory, sorted, whatever they hold (nothing is read: a name is not a
+  session until `load/1` or the listing says so); none when the directory
+  is missing. The one rule for what names a session file.
+  """
+  @spec session_ids() :: {:ok, [String.t()]} | {:error, term()}
+  def session_ids do
+    case File.ls(sessions_dir()) do
+      {:ok, names} ->
+        {:ok,
+         for(name <- names, session_file_name?(name), do: Path.rootname(name)) |> Enum.sort()}
+
+      {:error, :enoent} ->
+        {:ok, []}
+
+      {:error, reason} ->
+        {:error, reason}
+    end
+  end
+
+  @doc """
+  Whether `name` (a file name, no directory) names a session file:
+  `<uuid v4>.json`.
+
+      iex> JidoCode.Session.Persistence.session_file_name?("0f6e2c1a-3b4d-4e5f-8a9b-0c1d2e3f4a5b.json")
+      true
+      iex> JidoCode.Session.Persistence.session_file_name?(".0f6e2c1a-3b4d-4e5f-8a9b-0c1d2e3f4a5b.json.1a2b.tmp")
+      false
+  """
+  @spec session_file_name?(String.t()) :: boolean()
+  def session_file_name?(name) when is_binary(name),
+    do: Path.extname(name) == ".json" and Session.valid_id?(Path.rootname(name))
 
   @doc "Creates the sessions directory (mode 0700) if it is missing."
   @spec ensure_sessions_dir() :: :ok | {:error, term()}
@@ -324,8 +368,8 @@ defmodule JidoCode.Session.Persistence do
 
     # Names alone bound the count from above (junk only adds names): well
     # under the limit, the listing is not needed.
-    with {:ok, names} <- session_file_names() do
-      if (length(names) + 1) * 5 < max * 4,
+    with {:ok, ids} <- session_ids() do
+      if (length(ids) + 1) * 5 < max * 4,
         do: :ok,
         else: enforce_counted_limit(session_id, kept_aside?, max)
     end
@@ -359,17 +403,6 @@ defmodule JidoCode.Session.Persistence do
       end
     end
   end
-
-  defp session_file_names do
-    case File.ls(sessions_dir()) do
-      {:ok, names} -> {:ok, Enum.filter(names, &session_file_name?/1)}
-      {:error, :enoent} -> {:ok, []}
-      {:error, reason} -> {:error, reason}
-    end
-  end
-
-  defp session_file_name?(name),
-    do: String.ends_with?(name, ".json") and Session.valid_id?(Path.rootname(name))
 
   defp persisted_ids do
     with {:ok, sessions} <- listed_sessions(false), do: {:ok, Enum.map(sessions, & &1.id)}
@@ -415,10 +448,14 @@ defmodule JidoCode.Session.Persistence do
   """
   @spec load(String.t()) :: {:ok, map()} | {:error, term()}
   def load(session_id) do
-    case load_with_state(session_id) do
-      {:ok, session, _signature_state} -> {:ok, session}
-      {:error, _} = error -> error
-    end
+    result =
+      case load_with_state(session_id) do
+        {:ok, session, _signature_state} -> {:ok, session}
+        {:error, _} = error -> error
+      end
+
+    log_outcome(result, :load, session_id)
+    result
   end
 
   @doc false
@@ -444,30 +481,38 @@ defmodule JidoCode.Session.Persistence do
     end
   end
 
-  defp accept_loaded(loaded, session_id, path, accept_unsigned? \\ false)
+  @doc false
+  # The acceptance half of every load path (here, the inspection and
+  # resume): signature policy, id match, schema — on what the NIF returned.
+  # `accept_unsigned?` lets the explicit migration read legacy files.
+  @spec accept_loaded(term(), String.t(), Path.t(), boolean()) ::
+          {:ok, map(), :signed | :unsigned} | {:error, term()}
+  def accept_loaded(loaded, session_id, path, accept_unsigned? \\ false)
 
-  defp accept_loaded({:ok, {document, :unsigned, size}}, session_id, path, true),
+  def accept_loaded({:ok, {document, :unsigned, size}}, session_id, path, true),
     do: accept_loaded({:ok, {document, :unsigned_accepted, size}}, session_id, path, false)
 
-  defp accept_loaded({:ok, {document, signature_state, _size}}, session_id, path, _accept) do
-    result =
-      with :ok <- check_signature_policy(signature_state, session_id, path),
-           :ok <- check_document_id(document, session_id),
-           {:ok, session} <- deserialize_session(document) do
-        {:ok, session, if(signature_state == :signed, do: :signed, else: :unsigned)}
-      end
-
-    log_rejection(result, session_id)
+  def accept_loaded({:ok, {document, signature_state, _size}}, session_id, path, _accept) do
+    with :ok <- check_signature_policy(signature_state, session_id, path),
+         :ok <- check_document_id(document, session_id),
+         {:ok, session} <- deserialize_session(document) do
+      {:ok, session, if(signature_state == :signed, do: :signed, else: :unsigned)}
+    end
   end
 
-  # The log keeps what the public error leaves out (the size of a file too large).
-  defp accept_loaded({:error, reason}, session_id, _path, _accept) do
-    _ = log_rejection({:error, reason}, session_id)
-    {:error, load_error(reason)}
+  # The public API logs the outcome once; what the error leaves out (the size
+  # of a file too large) goes to the debug log here.
+  def accept_loaded({:error, {:file_too_large, size}}, session_id, _path, _accept) do
+    Logger.debug("session file #{session_id} is #{size} bytes, over the limit",
+      session_id: session_id,
+      operation: :load,
+      outcome: :file_too_large
+    )
+
+    {:error, :file_too_large}
   end
 
-  defp load_error({:file_too_large, _size}), do: :file_too_large
-  defp load_error(reason), do: reason
+  def accept_loaded({:error, reason}, _session_id, _path, _accept), do: {:error, reason}
 
   # Decided before the NIF builds any term: once signatures are enforced an
   # unsigned file is {:error, :missing_signature} at the cost of its parse.
@@ -491,20 +536,6 @@ defmodule JidoCode.Session.Persistence do
       :ok
     end
   end
-
-  defp log_rejection({:error, :not_found} = error, _session_id), do: error
-
-  defp log_rejection({:error, reason} = error, session_id) do
-    Logger.warning("session file #{session_id} rejected: #{inspect(reason)}",
-      session_id: session_id,
-      operation: :load,
-      outcome: :rejected
-    )
-
-    error
-  end
-
-  defp log_rejection(ok, _session_id), do: ok
 
   # -- Listing --------------------------------------------------------------
 
@@ -576,6 +607,7 @@ defmodule JidoCode.Session.Persistence do
       closed_at: members["closed_at"],
       created_at: members["created_at"],
       updated_at: members["updated_at"],
+      key_id: members["key_id"],
       size: size
     }
 
@@ -640,12 +672,17 @@ defmodule JidoCode.Session.Persistence do
   def cleanup(max_age_days \\ Config.persistence(:cleanup_age_days))
 
   def cleanup(max_age_days) when is_integer(max_age_days) and max_age_days > 0 do
-    cutoff = DateTime.add(DateTime.utc_now(), -max_age_days * 86_400, :second)
-
-    with {:ok, sessions} <- list_persisted() do
+    with {:ok, %{delete: doomed, keep: kept}} <- Inspection.cleanup_candidates(max_age_days) do
       result =
-        Enum.reduce(sessions, %{deleted: 0, skipped: 0, failed: 0, errors: []}, fn session, acc ->
-          cleanup_one(session, cutoff, acc)
+        Enum.reduce(doomed, %{deleted: 0, skipped: length(kept), failed: 0, errors: []}, fn
+          session, acc ->
+            case delete_persisted(session.id) do
+              :ok ->
+                %{acc | deleted: acc.deleted + 1}
+
+              {:error, reason} ->
+                %{acc | failed: acc.failed + 1, errors: [{session.id, reason} | acc.errors]}
+            end
         end)
 
       Logger.info(
@@ -658,22 +695,6 @@ defmodule JidoCode.Session.Persistence do
   end
 
   def cleanup(_max_age_days), do: {:error, :invalid_max_age_days}
-
-  defp cleanup_one(session, cutoff, acc) do
-    with {:ok, closed_at, _} <- DateTime.from_iso8601(session.closed_at),
-         :lt <- DateTime.compare(closed_at, cutoff),
-         {:error, :not_found} <- SessionRegistry.lookup(session.id) do
-      case delete_persisted(session.id) do
-        :ok ->
-          %{acc | deleted: acc.deleted + 1}
-
-        {:error, reason} ->
-          %{acc | failed: acc.failed + 1, errors: [{session.id, reason} | acc.errors]}
-      end
-    else
-      _ -> %{acc | skipped: acc.skipped + 1}
-    end
-  end
 
   @doc "Deletes the file of `session_id`. Deleting a missing file is `:ok`."
   @spec delete_persisted(String.t()) :: :ok | {:error, term()}
@@ -723,60 +744,35 @@ defmodule JidoCode.Session.Persistence do
           {:ok, Session.t()} | {:error, term()} | {:error, :rate_limit_exceeded, pos_integer()}
   def resume(session_id) do
     result =
-      with :ok <- check_id(session_id),
-           :ok <- check_resume_rate(session_id),
-           {:ok, lock} <- lock_session_file(session_id) do
-        try do
-          resume_locked(session_id, lock)
-        after
-          Native.session_lock_release(lock)
-        end
+      with :ok <- check_id(session_id) do
+        Inspection.resume_checked(session_id, &start_and_restore/1)
       end
 
     log_outcome(result, :resume, session_id)
     result
   end
 
-  # Every attempt counts in the id's window. Attempts on ids without a
-  # session file count in a global window of their own (see JidoCode.Config),
-  # so a flood of them cannot exhaust the one real resumes need. The check
-  # only picks the window; the lock and load below decide what exists.
-  defp check_resume_rate(session_id) do
-    case File.lstat(session_file(session_id)) do
-      {:ok, %File.Stat{type: :regular}} ->
-        RateLimit.check_and_record(:resume, session_id)
+  @doc """
+  The checks `resume/1` makes, in its order, without starting anything,
+  recording a rate-limit attempt or deleting the file — the same check list
+  `resume/1` runs. See `JidoCode.Session.Persistence.Inspection.check_resume/1`.
+  """
+  @spec check_resume(String.t()) ::
+          {:ok, Inspection.resume_report()} | {:error, :invalid_session_id}
+  defdelegate check_resume(session_id), to: Inspection
 
-      _missing ->
-        with :ok <- RateLimit.check_and_record_attempt(:resume, session_id),
-             do: RateLimit.check_and_record_global(:resume_unknown_id)
-    end
-  end
+  @doc """
+  Structured findings on one session file: file type, permissions, size,
+  signature, id, schema, project path. Creates nothing. See
+  `JidoCode.Session.Persistence.Inspection.inspect_session/1`.
+  """
+  @spec inspect_session(String.t()) :: {:ok, Inspection.report()} | {:error, :invalid_session_id}
+  defdelegate inspect_session(session_id), to: Inspection
 
-  defp lock_session_file(session_id) do
-    case Native.session_lock(session_file(session_id)) do
-      {:ok, lock} -> {:ok, lock}
-      {:error, :locked} -> {:error, :resume_in_progress}
-      {:error, reason} -> {:error, load_error(reason)}
-    end
-  end
-
-  defp resume_locked(session_id, lock) do
-    with {:ok, key} <- Crypto.key(),
-         {:ok, persisted, _signature_state} <-
-           lock
-           |> Native.session_lock_load(
-             key,
-             Config.max_file_size(),
-             Config.max_json_depth(),
-             unsigned_allowed?()
-           )
-           |> accept_loaded(session_id, session_file(session_id)),
-         {:ok, pin} <- Security.pin_project_path(persisted.project_path),
-         :ok <- Security.check_identity(pin, persisted.project_dir_id),
-         {:ok, session} <- rebuild_session(persisted),
-         {:ok, _pid} <- SessionSupervisor.start_session(session, pin: pin, resuming: true) do
-      Logger.info("session processes started", session_id: session_id, operation: :resume)
-
+  # After every check passed, with the file locked and the directory pinned:
+  # the running session takes the pin over.
+  defp start_and_restore(%{session: session, persisted: persisted, pin: pin, lock: lock}) do
+    with {:ok, _pid} <- SessionSupervisor.start_session(session, pin: pin, resuming: true) do
       case restore(session, persisted, pin, lock) do
         :ok ->
           {:ok, session}
@@ -841,7 +837,7 @@ defmodule JidoCode.Session.Persistence do
     result =
       with :ok <- check_id(session_id),
            :ok <- check_not_running(session_id),
-           {:ok, lock} <- lock_session_file(session_id) do
+           {:ok, lock} <- Inspection.lock_session_file(session_id, session_file(session_id)) do
         try do
           rebind_locked(session_id, lock)
         after
@@ -863,14 +859,7 @@ defmodule JidoCode.Session.Persistence do
   defp rebind_locked(session_id, lock) do
     with {:ok, key} <- Crypto.key(),
          {:ok, persisted, _signature_state} <-
-           lock
-           |> Native.session_lock_load(
-             key,
-             Config.max_file_size(),
-             Config.max_json_depth(),
-             unsigned_allowed?()
-           )
-           |> accept_loaded(session_id, session_file(session_id)),
+           Inspection.load_locked(lock, key, session_id, session_file(session_id)),
          {:ok, pin} <- Security.pin_project_path(persisted.project_path),
          :ok <- Server.acquire_save_lock(session_id) do
       try do
@@ -928,21 +917,34 @@ defmodule JidoCode.Session.Persistence do
     if Session.valid_id?(session_id), do: :ok, else: {:error, :not_found}
   end
 
+  # The one log line of a public call: the session, the operation and the
+  # outcome, in the text and as metadata. A miss (`:not_found`) is not a
+  # warning: callers ask for ids that may not exist.
   defp log_outcome(result, operation, session_id) do
     {level, outcome} =
       case result do
         {:ok, _} -> {:info, :ok}
-        {:error, :rate_limit_exceeded, _} -> {:warning, :rate_limit_exceeded}
+        {:error, :not_found} -> {:info, :not_found}
+        {:error, :rate_limit_exceeded, seconds} -> {:warning, {:rate_limit_exceeded, seconds}}
         {:error, reason} -> {:warning, reason}
         other -> {:warning, other}
       end
 
-    Logger.log(level, fn -> "#{operation} #{inspect(outcome)}" end,
+    Logger.log(level, fn -> outcome_text(operation, session_id, outcome) end,
       session_id: session_id,
       operation: operation,
       outcome: outcome_tag(outcome)
     )
   end
+
+  # The original's wording for a failed save ("Failed to save session <id>").
+  defp outcome_text(:save, id, :ok), do: "saved session #{id}"
+  defp outcome_text(:save, id, reason), do: "Failed to save session #{id}: #{inspect(reason)}"
+
+  defp outcome_text(operation, id, :ok), do: "#{operation} of session #{inspect(id)}: ok"
+
+  defp outcome_text(operation, id, reason),
+    do: "#{operation} of session #{inspect(id)} failed: #{inspect(reason)}"
 
   defp outcome_tag(outcome) when is_atom(outcome), do: outcome
   defp outcome_tag(outcome) when is_tuple(outcome), do: elem(outcome, 0)

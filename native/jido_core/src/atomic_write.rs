@@ -71,7 +71,9 @@ const CREATE_ATTEMPTS: usize = 4;
 /// a symlink, the link itself is replaced, never its target.
 ///
 /// # Errors
-/// - [`Error::NotFound`] if the parent directory does not exist.
+/// - [`Error::DirectoryNotFound`] if the parent directory does not exist
+///   (not [`Error::NotFound`]: nothing that was asked for is missing, the
+///   place to put it is).
 /// - [`Error::Io`] with op `"write"` and kind `InvalidInput` if `path` has no
 ///   file name (`/`, `dir/..`).
 /// - [`Error::Io`] with op `"open_dir"`, `"create_temp"`, `"random"`,
@@ -88,7 +90,12 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
             io::Error::new(io::ErrorKind::InvalidInput, "path has no file name"),
         )
     })?;
-    let dir = open_dir(parent_of(path))?;
+    // A missing directory is not a missing session: callers must be able
+    // to say which (an export to a directory that does not exist).
+    let dir = open_dir(parent_of(path)).map_err(|e| match e {
+        Error::NotFound => Error::DirectoryNotFound,
+        other => other,
+    })?;
     write_atomic_in(&dir, name, bytes, FILE_MODE)
 }
 

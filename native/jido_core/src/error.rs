@@ -116,6 +116,10 @@ pub enum Error {
     /// The file does not exist.
     #[error("file not found")]
     NotFound,
+    /// The directory a file was to be written into does not exist: the
+    /// caller named a missing directory, which is not a missing file.
+    #[error("directory not found")]
+    DirectoryNotFound,
     /// The final path component is a symbolic link (refused, never followed).
     #[error("file is a symbolic link")]
     Symlink,
@@ -246,6 +250,41 @@ impl Error {
         } else {
             Self::Io { op, source }
         }
+    }
+
+    /// The POSIX name (`"eacces"`, `"enospc"`, ...) of an operating-system
+    /// error, for callers that report errors the way Erlang's `file` module
+    /// does; `None` for any other error, or an OS error without a common name.
+    #[must_use]
+    pub fn posix_name(&self) -> Option<&'static str> {
+        let Self::Io { source, .. } = self else {
+            return None;
+        };
+        use rustix::io::Errno;
+        // By errno, not `io::ErrorKind`: EPERM and EACCES share a kind, and
+        // several kinds are not stable.
+        let errno = Errno::from_io_error(source)?;
+        Some(match errno {
+            Errno::ACCESS => "eacces",
+            Errno::PERM => "eperm",
+            Errno::EXIST => "eexist",
+            Errno::NOTDIR => "enotdir",
+            Errno::ISDIR => "eisdir",
+            Errno::NOTEMPTY => "enotempty",
+            Errno::NOSPC => "enospc",
+            Errno::DQUOT => "edquot",
+            Errno::ROFS => "erofs",
+            Errno::LOOP => "eloop",
+            Errno::BUSY => "ebusy",
+            Errno::XDEV => "exdev",
+            Errno::MLINK => "emlink",
+            Errno::NAMETOOLONG => "enametoolong",
+            Errno::FBIG => "efbig",
+            Errno::IO => "eio",
+            Errno::MFILE => "emfile",
+            Errno::NFILE => "enfile",
+            _ => return None,
+        })
     }
 
     /// An attack-shaped JSON refusal (duplicate key, too deep, ...).

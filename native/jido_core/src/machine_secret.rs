@@ -201,6 +201,20 @@ pub fn load_or_create(path: &Path, insecure: InsecureMode) -> Result<(MachineSec
     ))
 }
 
+/// Loads the secret at `path` only if it exists: never creates the file or
+/// its directory. For read-only callers (listing or verifying a store must
+/// not leave a secret behind in a home that had none).
+///
+/// The checks are those of [`load_or_create`], made on the open descriptor,
+/// so there is no window between "it exists" and "it is read".
+///
+/// # Errors
+/// [`Error::NotFound`] when there is no secret (or no directory); otherwise
+/// the errors of [`load_or_create`].
+pub fn load_existing(path: &Path, insecure: InsecureMode) -> Result<(MachineSecret, Origin)> {
+    load(path, insecure)
+}
+
 /// Opens and checks an existing secret. `Err(Error::NotFound)` when absent.
 fn load(path: &Path, insecure: InsecureMode) -> Result<(MachineSecret, Origin)> {
     let invalid = |reason| Error::InvalidSecret {

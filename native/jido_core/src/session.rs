@@ -193,6 +193,42 @@ fn loaded<D>(document: D, signature: SignatureState, size: usize) -> Loaded<D> {
     }
 }
 
+/// A session file read and parsed once, with the verdict on its signature
+/// kept apart from the document (see [`inspect`]).
+#[derive(Debug)]
+pub struct Inspected {
+    /// The parsed document (an object).
+    pub document: Value,
+    /// The signature check under our key: what [`load`] would have accepted,
+    /// or the signature error it would have refused the file with.
+    pub signature: Result<SignatureState>,
+    /// Size of the bytes read.
+    pub size: u64,
+}
+
+/// Reads and parses the session file at `path` once and checks its
+/// signature, returning the document whatever the signature verdict: for an
+/// import, which must show a file signed by another installation (it cannot
+/// be verified here) rather than refuse it unseen. The read, the parse and
+/// the checks are those of [`load`]; only a signature failure is returned
+/// inside [`Inspected::signature`] instead of as the error.
+///
+/// # Errors
+/// The read and parse errors of [`load`] and [`Error::NotAnObject`].
+pub fn inspect(path: &Path, key: &SigningKey, limits: Limits) -> Result<Inspected> {
+    let bytes = bounded_read::read_regular(path, limits.max_file_size)?;
+    let document = json::parse(&bytes, limits.max_depth)?;
+    let signature = match signature_of(&document, key) {
+        Err(Error::NotAnObject) => return Err(Error::NotAnObject),
+        verdict => verdict,
+    };
+    Ok(Inspected {
+        document,
+        signature,
+        size: bytes.len() as u64,
+    })
+}
+
 /// Signs `document`, lays its members out in [`MEMBER_ORDER`] and writes it
 /// atomically and durably to `path` as pretty JSON. Returns the bytes written.
 ///

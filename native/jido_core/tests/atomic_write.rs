@@ -186,11 +186,16 @@ fn a_directory_at_the_target_fails_at_rename_and_stays_intact_without_temp() {
     assert_eq!(names(dir.path()), set(&["s.json"]));
 }
 
+/// Regression: `export ID -o /missing/dir/x.json` said "no such session
+/// file" because a missing parent directory surfaced as `NotFound`.
 #[test]
-fn a_missing_parent_directory_is_not_found() {
+fn a_missing_parent_directory_is_directory_not_found_not_a_missing_file() {
     let dir = tempfile::tempdir().unwrap();
     let result = write_atomic(&dir.path().join("no/s.json"), b"x");
-    assert!(matches!(result, Err(Error::NotFound)), "{result:?}");
+    assert!(
+        matches!(result, Err(Error::DirectoryNotFound)),
+        "{result:?}"
+    );
 }
 
 #[test]
@@ -630,4 +635,24 @@ fn killing_the_writer_at_any_moment_leaves_one_complete_generation() {
     // The writer must actually have completed saves, or the kills only ever
     // hit a process that had not started writing.
     assert!(last_gen > 0, "the writer never completed a save");
+}
+
+// ---- errors as Erlang's `file` names them ------------------------------------
+
+#[test]
+fn os_errors_carry_their_posix_name_and_other_errors_none() {
+    let named = |errno: i32| Error::io("open", io::Error::from_raw_os_error(errno)).posix_name();
+    assert_eq!(
+        named(rustix::io::Errno::ACCESS.raw_os_error()),
+        Some("eacces")
+    );
+    assert_eq!(named(rustix::io::Errno::PERM.raw_os_error()), Some("eperm"));
+    assert_eq!(
+        named(rustix::io::Errno::NOSPC.raw_os_error()),
+        Some("enospc")
+    );
+    assert_eq!(named(rustix::io::Errno::ROFS.raw_os_error()), Some("erofs"));
+    assert_eq!(named(rustix::io::Errno::PROTO.raw_os_error()), None);
+    assert_eq!(Error::NotFound.posix_name(), None);
+    assert_eq!(Error::Symlink.posix_name(), None);
 }

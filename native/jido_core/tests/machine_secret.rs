@@ -3,7 +3,9 @@
 
 mod common;
 
-use jido_core::machine_secret::{load_or_create, InsecureMode, MachineSecret, Origin};
+use jido_core::machine_secret::{
+    load_existing, load_or_create, InsecureMode, MachineSecret, Origin,
+};
 use jido_core::Error;
 use std::fs;
 use std::os::unix::fs::{symlink, PermissionsExt};
@@ -406,4 +408,28 @@ fn a_home_that_is_a_file_is_refused() {
         matches!(result, Err(Error::InsecureHome { .. })),
         "{result:?}"
     );
+}
+
+// ---- reading without creating ----------------------------------------------
+
+#[test]
+fn load_existing_of_a_missing_secret_is_not_found_and_creates_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let home = dir.path().join("home");
+    let result = load_existing(&home.join("machine_secret"), InsecureMode::Refuse);
+    assert!(
+        matches!(result, Err(jido_core::Error::NotFound)),
+        "{result:?}"
+    );
+    assert!(!home.exists(), "load_existing created the home");
+}
+
+#[test]
+fn load_existing_reads_the_secret_load_or_create_made() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("machine_secret");
+    let (created, _) = load_or_create(&path, InsecureMode::Refuse).unwrap();
+    let (loaded, origin) = load_existing(&path, InsecureMode::Refuse).unwrap();
+    assert_eq!(origin, Origin::Existing);
+    assert_eq!(created.expose(), loaded.expose());
 }

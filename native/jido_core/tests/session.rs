@@ -197,6 +197,40 @@ fn a_borrowed_document_saves_exactly_as_its_owned_copy() {
     assert_eq!(fs::read(&a).unwrap(), fs::read(&b).unwrap());
 }
 
+#[test]
+fn inspect_returns_the_document_of_a_file_signed_by_another_key_with_the_verdict_beside_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let (path, size) = saved(dir.path(), session_document());
+    let other = SigningKey::derive(&MachineSecret::from_bytes([4; 32]), b"s", None);
+
+    let ours = session::inspect(&path, &key(), limits()).unwrap();
+    assert!(matches!(ours.signature, Ok(SignatureState::Signed)));
+    assert_eq!(ours.size, size);
+
+    let theirs = session::inspect(&path, &other, limits()).unwrap();
+    assert!(matches!(
+        theirs.signature,
+        Err(Error::ForeignSignature { .. })
+    ));
+    assert_eq!(theirs.document, ours.document);
+}
+
+#[test]
+fn inspect_refuses_what_load_refuses_before_the_signature() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("s.json");
+    fs::write(&path, b"[1, 2]").unwrap();
+    assert!(matches!(
+        session::inspect(&path, &key(), limits()),
+        Err(Error::NotAnObject)
+    ));
+    fs::write(&path, b"{\"a\":1,\"a\":2}").unwrap();
+    assert!(matches!(
+        session::inspect(&path, &key(), limits()),
+        Err(Error::InvalidJson(_))
+    ));
+}
+
 // ---- unsigned policy (issue 10) -------------------------------------------------
 
 /// Regression: an unsigned 10 MiB file cost +482 MiB (terms included) before

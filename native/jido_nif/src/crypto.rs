@@ -35,17 +35,48 @@ fn signing_key_load(
     hostname: Option<Binary>,
     repair: bool,
 ) -> NifResult<(ResourceArc<KeyResource>, String, Atom)> {
-    let hostname = hostname
-        .map(|h| std::str::from_utf8(h.as_slice()))
-        .transpose()
-        .map_err(|_| Error::Unrepresentable("hostname is not valid UTF-8"))?;
-    let mode = if repair {
+    let mode = insecure_mode(repair);
+    let (secret, origin) = machine_secret::load_or_create(path_of(&secret_path), mode)?;
+    derive_key(&secret, &salt, hostname, origin)
+}
+
+/// `signing_key_open(secret_path, salt, hostname | nil)
+///   :: {:ok, {key, key_id, :existing}} | {:error, :not_found | reason}`
+///
+/// As `signing_key_load/4` with `repair? = false`, but never creates the
+/// secret (or its directory): for read-only callers.
+#[rustler::nif(schedule = "DirtyIo")]
+fn signing_key_open(
+    secret_path: Binary,
+    salt: Binary,
+    hostname: Option<Binary>,
+) -> NifResult<(ResourceArc<KeyResource>, String, Atom)> {
+    let (secret, origin) =
+        machine_secret::load_existing(path_of(&secret_path), InsecureMode::Refuse)?;
+    derive_key(&secret, &salt, hostname, origin)
+}
+
+fn insecure_mode(repair: bool) -> InsecureMode {
+    if repair {
         InsecureMode::Repair
     } else {
         InsecureMode::Refuse
-    };
-    let (secret, origin) = machine_secret::load_or_create(path_of(&secret_path), mode)?;
-    let key = SigningKey::derive(&secret, salt.as_slice(), hostname);
+    }
+}
+
+/// The key of `secret` as the `{key, key_id, origin}` both loaders return.
+fn derive_key(
+    secret: &machine_secret::MachineSecret,
+    salt: &Binary,
+    hostname: Option<Binary>,
+    origin: Origin,
+) -> NifResult<(ResourceArc<KeyResource>, String, Atom)> {
+    let hostname = hostname
+        .as_ref()
+        .map(|h| std::str::from_utf8(h.as_slice()))
+        .transpose()
+        .map_err(|_| Error::Unrepresentable("hostname is not valid UTF-8"))?;
+    let key = SigningKey::derive(secret, salt.as_slice(), hostname);
     let key_id = key.key_id().to_owned();
     let origin = match origin {
         Origin::Existing => atoms::existing(),

@@ -3,10 +3,11 @@
 //! | core error | Erlang reason |
 //! |---|---|
 //! | `NotFound` | `:not_found` |
+//! | `DirectoryNotFound` | `:directory_not_found` |
 //! | `Symlink` | `:symlink` |
 //! | `NotRegularFile` | `:not_regular_file` |
 //! | `FileTooLarge { size }` | `{:file_too_large, size}` |
-//! | `Io { op, source }` | `{:io_error, "op: message"}` |
+//! | `Io { op, source }` | its POSIX name as `File` gives it (`:eacces`, `:enospc`, `:erofs`, ...), else `{:io_error, "op: message"}` |
 //! | `InvalidJson(detail)` | `{:invalid_json, detail}` |
 //! | `NotAnObject` | `:not_an_object` |
 //! | `Unrepresentable(what)` | `{:unsupported_term, what}` |
@@ -52,8 +53,15 @@ pub type NifResult<T> = Result<T, NifError>;
 impl From<Error> for NifError {
     fn from(e: Error) -> Self {
         use Detail::{Int, Text};
+        // OS errors as Erlang's `file` reports them, so callers can match
+        // `{:error, :eacces}` as they would on `File.read/1` (the original's
+        // contract).
+        if let Some(tag) = e.posix_name() {
+            return Self { tag, detail: None };
+        }
         let (tag, detail) = match e {
             Error::NotFound => ("not_found", None),
+            Error::DirectoryNotFound => ("directory_not_found", None),
             Error::Symlink => ("symlink", None),
             Error::NotRegularFile => ("not_regular_file", None),
             Error::FileTooLarge { size, .. } => ("file_too_large", Some(Int(size))),

@@ -81,6 +81,33 @@ pub fn unsigned_files(allow_unsigned: bool) -> UnsignedFiles {
     }
 }
 
+/// `session_inspect(path, key, max_file_size, max_depth)
+///   :: {:ok, {document, :signed | :unsigned | {:error, reason}, size}} | {:error, reason}`
+///
+/// One bounded read and one parse; a signature failure (foreign, tampered,
+/// malformed) is returned next to the document rather than instead of it.
+/// For import, which must show a file from another installation.
+#[rustler::nif(schedule = "DirtyCpu")]
+fn session_inspect<'a>(
+    env: Env<'a>,
+    path: Binary<'a>,
+    key: ResourceArc<KeyResource>,
+    max_file_size: u64,
+    max_depth: usize,
+) -> NifResult<(Term<'a>, Term<'a>, u64)> {
+    let limits = Limits {
+        max_file_size,
+        max_depth,
+    };
+    let inspected = session::inspect(path_of(&path), &key.0, limits)?;
+    let verdict = match inspected.signature {
+        Ok(state) => signature_atom(state).encode(env),
+        Err(e) => (rustler::types::atom::error(), NifError::from(e)).encode(env),
+    };
+    let document = terms::to_term(env, &inspected.document);
+    Ok((document, verdict, inspected.size))
+}
+
 /// Parses and verifies session `bytes` read under the size gate, then builds
 /// the `{document, signature_state, size}` result. Shared by
 /// `session_load/5` and `session_lock_load/5`.

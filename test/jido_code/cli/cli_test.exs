@@ -6,6 +6,8 @@ defmodule JidoCode.CLITest do
 
   alias JidoCode.CLI
   alias JidoCode.CLI.Output
+  alias JidoCode.JSON
+  alias JidoCode.Session.Persistence
 
   doctest JidoCode.CLI
   doctest JidoCode.CLI.Output
@@ -23,7 +25,7 @@ defmodule JidoCode.CLITest do
     def name, do: "boom"
     def summary, do: "raises"
     def usage, do: "boom\n"
-    def needs_store?, do: false
+    def needs_store?(_argv), do: false
     def run(_argv, _ctx), do: raise(ArgumentError, "something broke\n  deep inside")
   end
 
@@ -33,7 +35,7 @@ defmodule JidoCode.CLITest do
     def name, do: "exit"
     def summary, do: "exits"
     def usage, do: "exit\n"
-    def needs_store?, do: false
+    def needs_store?(_argv), do: false
     def run(_argv, _ctx), do: exit(:kaboom)
   end
 
@@ -41,7 +43,7 @@ defmodule JidoCode.CLITest do
     test "help, --help and -h print the overview of every command with status 0" do
       for argv <- [["help"], ["--help"], ["-h"]] do
         assert {0, out} = run_cli(argv)
-        assert out =~ "mix jido.sessions <command> [options]"
+        assert out =~ "./jido <command> [options]"
 
         for command <- CLI.commands(), do: assert(out =~ "  " <> command.name())
       end
@@ -51,7 +53,7 @@ defmodule JidoCode.CLITest do
       for command <- CLI.commands() do
         name = command.name()
         assert {0, out} = run_cli([name, "--help"])
-        assert out =~ "mix jido.sessions #{name}"
+        assert out =~ "./jido #{name}"
         assert out =~ "Exit status"
         assert {0, ^out} = run_cli([name, "-h"])
         assert {0, ^out} = run_cli(["help", name])
@@ -70,12 +72,12 @@ defmodule JidoCode.CLITest do
       assert {2, out} = run_cli(["lsit"])
 
       assert out ==
-               "error: unknown command \"lsit\" (did you mean `list`?); run `mix jido.sessions help`\n"
+               "error: unknown command \"lsit\" (did you mean `list`?); run `./jido help`\n"
     end
 
     test "an unknown option names the command's --help" do
       assert {2, out} = run_cli(["list", "--jsn"])
-      assert out == "error: unknown option --jsn (see `mix jido.sessions list --help`)\n"
+      assert out == "error: unknown option --jsn (see `./jido list --help`)\n"
     end
 
     test "an ill-typed option value" do
@@ -84,13 +86,66 @@ defmodule JidoCode.CLITest do
     end
 
     test "a missing or extra argument" do
-      assert {2, "error: missing argument" <> _} = run_cli(["show"])
+      assert {2, "error: missing session" <> _} = run_cli(["show"])
+      assert {2, "error: missing argument" <> _} = run_cli(["export"])
       assert {2, "error: unexpected argument" <> _} = run_cli(["list", "extra"])
     end
 
-    test "an id that is not a UUID v4 never reaches the store" do
-      assert {2, out} = run_cli(["show", "../../etc/passwd"])
-      assert out =~ "is not a session id (UUID v4)"
+    test "a name that is no session id's prefix never becomes a path" do
+      File.mkdir_p!(Path.join(Persistence.sessions_dir(), "../../etc"))
+      assert {1, out} = run_cli(["show", "../../etc/passwd"])
+      assert out == "error: no session \"../../etc/passwd\" in #{Persistence.sessions_dir()}\n"
+    end
+  end
+
+  describe "--json" do
+    test "every command that reports prints one JSON document on standard output" do
+      {id, _} = persist_session!()
+      copy = Path.join(tmp_dir!("jido_json"), "copy.json")
+      assert {0, _} = run_cli(["export", id, "-o", copy])
+
+      for argv <- [
+            ["list"],
+            ["show", id],
+            ["show", id, "--messages", "1"],
+            ["verify"],
+            ["audit"],
+            ["resume", id, "--check"],
+            ["migrate"],
+            ["cleanup", "--days", "1", "--dry-run"],
+            ["import", copy],
+            ["delete", id, "--yes"]
+          ] do
+        {_status, stdout, _stderr} = CLI.run(argv ++ ["--json"], tty: false, env: %{})
+        assert {:ok, %{}} = JSON.decode(IO.iodata_to_binary(stdout)), inspect(argv)
+      end
+    end
+
+    test "a failure prints a JSON error object on standard output" do
+      persist_session!()
+
+      for argv <- [
+            ["show", uuid()],
+            ["verify", uuid()],
+            ["resume", "latst", "--check"],
+            ["export", uuid()],
+            ["import", "/nonexistent/session.json"],
+            ["delete", uuid(), "--yes"]
+          ] do
+        {status, stdout, stderr} = CLI.run(argv ++ ["--json"], tty: false, env: %{})
+        assert status == 1, inspect(argv)
+
+        assert {:ok, %{"error" => "failed", "message" => message}} =
+                 JSON.decode(IO.iodata_to_binary(stdout)),
+               inspect(argv)
+
+        assert IO.iodata_to_binary(stderr) == "error: #{message}\n"
+      end
+
+      assert {2, stdout, _} = CLI.run(["list", "--json", "--bogus"], tty: false, env: %{})
+
+      assert {:ok, %{"error" => "usage", "status" => 2}} =
+               JSON.decode(IO.iodata_to_binary(stdout))
     end
   end
 
@@ -108,7 +163,7 @@ defmodule JidoCode.CLITest do
     test "a failing command prints exactly one error line and no trace" do
       assert {1, out} = run_cli(["show", uuid()])
       assert [line] = String.split(out, "\n", trim: true)
-      assert line =~ ~r/^error: no session [0-9a-f-]{36} in /
+      assert line =~ ~r/^error: no session "[0-9a-f-]{36}" in /
       refute out =~ "** ("
     end
   end
@@ -150,7 +205,7 @@ defmodule JidoCode.CLITest do
     end
 
     test "appears on a terminal for runs over many files, and erases itself", %{device: device} do
-      assert {0, out} = run_cli(["list"], tty: true, progress_device: device)
+      assert {0, out} = run_cli(["verify"], tty: true, progress_device: device)
       {_, progress} = StringIO.contents(device)
       assert progress =~ "checking 1/21"
       assert progress =~ "checking 21/21"
@@ -173,7 +228,7 @@ defmodule JidoCode.CLITest do
     test "escape sequences in a session's name and messages are not printed raw" do
       {id, _} = persist_session!(name: "evil\e]0;pwned\a\e[2J", content: "hi\e[31m red\nline")
       assert {0, list} = run_cli(["list"])
-      assert {0, show} = run_cli(["show", id])
+      assert {0, show} = run_cli(["show", id, "--messages", "5"])
 
       for out <- [list, show] do
         refute out =~ "\e"
@@ -188,7 +243,7 @@ defmodule JidoCode.CLITest do
   describe "the Mix task" do
     test "prints the output and exits with the status, without halting the VM" do
       assert capture_io(fn -> Mix.Tasks.Jido.Sessions.run(["--verbose", "help"]) end) =~
-               "mix jido.sessions <command>"
+               "./jido <command>"
 
       stderr =
         capture_io(:stderr, fn ->

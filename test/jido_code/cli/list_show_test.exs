@@ -23,20 +23,20 @@ defmodule JidoCode.CLI.ListShowTest do
       assert out =~ "no sessions in "
     end
 
-    test "shows id, name, project, closed, size and signature, newest first" do
+    test "shows id, name, project, closed, size and key, newest first" do
       {old, project} = persist_session!(name: "older", closed_at: "2026-01-01T10:00:00Z")
       {new, _} = persist_session!(name: "newer", closed_at: "2026-02-01T10:00:00Z")
 
       assert {0, out} = run_cli(["list"])
       [header, first, second | _] = String.split(out, "\n")
-      assert header =~ ~r/^ID\s+NAME\s+PROJECT\s+CLOSED\s+SIZE\s+SIGNATURE$/
+      assert header =~ ~r/^ID\s+NAME\s+PROJECT\s+CLOSED\s+SIZE\s+KEY$/
       assert first =~ new and first =~ "newer" and first =~ "2026-02-01 10:00"
-      assert second =~ old and second =~ "older" and second =~ "signed"
+      assert second =~ old and second =~ "older" and second =~ "our key"
       assert second =~ Path.basename(project)
       assert out =~ "2 sessions in "
     end
 
-    test "shows unsigned and invalid files with the reason" do
+    test "tells from the key id what the listing can: our key, foreign, unsigned; counts unlisted files" do
       {tampered, _} = persist_session!(name: "tampered")
       {legacy, _} = persist_session!(name: "legacy")
       {foreign, _} = persist_session!(name: "foreign")
@@ -47,39 +47,52 @@ defmodule JidoCode.CLI.ListShowTest do
       File.write!(Persistence.session_file(big), :binary.copy(" ", 10 * 1024 * 1024 + 1))
 
       assert {0, out} = run_cli(["list"])
-      assert line(out, tampered) =~ "invalid: tampered"
+      # A listing reads metadata only: a tampered file is found by `verify`.
+      assert line(out, tampered) =~ "our key"
       assert line(out, legacy) =~ "unsigned"
-      assert line(out, foreign) =~ "invalid: foreign key"
-      assert line(out, big) =~ "invalid: too large"
-      assert out =~ "4 sessions in "
-      assert out =~ "1 unsigned"
-      assert out =~ "3 invalid (see `verify`)"
+      assert line(out, foreign) =~ "foreign"
+      assert line(out, big) == nil
+      assert out =~ "3 sessions in "
+      assert out =~ "1 session file could not be listed (see `./jido verify`)"
+    end
+
+    test "--project DIR keeps the sessions of that project, given relative to the current directory" do
+      {mine, project} = persist_session!(name: "mine")
+      {_theirs, _} = persist_session!(name: "theirs")
+
+      File.cd!(Path.dirname(project), fn ->
+        assert {0, out} = run_cli(["list", "--project", Path.basename(project)])
+        assert out =~ mine
+        assert out =~ "1 session in "
+      end)
+
+      assert {0, out} = run_cli(["list", "--project", tmp_dir!("elsewhere")])
+      assert out =~ "no sessions of "
     end
 
     test "--json is valid JSON with every field" do
       {signed, project} = persist_session!(name: "signed")
-      {tampered, _} = persist_session!(name: "tampered")
-      rewrite_file!(Persistence.session_file(tampered), &Map.put(&1, "name", "changed"))
+      {legacy, _} = persist_session!(name: "legacy")
+      rewrite_file!(Persistence.session_file(legacy), &Map.drop(&1, ["signature", "key_id"]))
 
       assert {0, json} = run_cli(["list", "--json"])
       data = decode!(json)
       assert data["sessions_dir"] == Persistence.sessions_dir()
+      assert data["exists"] == true
+      assert data["unlisted"] == []
       by_id = Map.new(data["sessions"], &{&1["id"], &1})
 
       assert %{
                "name" => "signed",
                "project_path" => ^project,
-               "signature" => "signed",
-               "error" => nil,
+               "signature" => "our_key",
                "size" => size,
                "closed_at" => closed_at
              } = by_id[signed]
 
       assert is_integer(size) and size > 0
       assert {:ok, _, _} = DateTime.from_iso8601(closed_at)
-
-      assert %{"signature" => "invalid", "error" => "signature_verification_failed"} =
-               by_id[tampered]
+      assert %{"signature" => "unsigned"} = by_id[legacy]
     end
 
     test "--json of an empty store is valid JSON" do
@@ -95,14 +108,23 @@ defmodule JidoCode.CLI.ListShowTest do
   end
 
   describe "show" do
-    test "shows metadata, counts, the last messages and the signature state" do
+    test "shows what the listing reads without loading the file" do
+      {id, project} = persist_session!(name: "shown", messages: 7)
+
+      assert {0, out} = run_cli(["show", id])
+      assert out =~ ~r/^id\s+#{id}$/m
+      assert out =~ ~r/^name\s+shown$/m
+      assert out =~ ~r/^project\s+#{Regex.escape(project)}$/m
+      assert out =~ ~r/^key\s+our key \(signature not verified here/m
+      refute out =~ ~r/^messages/m
+    end
+
+    test "--messages N loads and verifies it: counts, the last messages and the signature" do
       {id, project} = persist_session!(name: "shown", messages: 7)
 
       assert {0, out} = run_cli(["show", id, "--messages", "3"])
-      assert out =~ ~r/^id\s+#{id}$/m
-      assert out =~ ~r/^name\s+shown$/m
       assert out =~ ~r/^project\s+#{Regex.escape(project)}\s+\(ok\)$/m
-      assert out =~ ~r/^signature\s+signed \(valid, key id [0-9a-f]+\)$/m
+      assert out =~ ~r/^signature\s+signed \(valid\)$/m
       assert out =~ ~r/^messages\s+7$/m
       assert out =~ ~r/^todos\s+1 \(1 in progress\)$/m
       assert out =~ ~r/^prompts\s+2$/m
@@ -113,7 +135,7 @@ defmodule JidoCode.CLI.ListShowTest do
 
     test "long messages are truncated to one line" do
       {id, _} = persist_session!(content: String.duplicate("long ", 100) <> "\nsecond line")
-      assert {0, out} = run_cli(["show", id])
+      assert {0, out} = run_cli(["show", id, "-n", "5"])
       [line | _] = out |> String.split("\n") |> Enum.filter(&(&1 =~ "long long"))
       assert String.ends_with?(line, "…")
       assert String.length(line) < 120
@@ -122,13 +144,16 @@ defmodule JidoCode.CLI.ListShowTest do
     test "says when the project directory would be refused now" do
       {id, project} = persist_session!()
       File.rm_rf!(project)
-      assert {0, out} = run_cli(["show", id])
+      assert {0, out} = run_cli(["show", id, "--messages", "1"])
       assert out =~ "project_path_not_found"
     end
 
-    test "--json is valid JSON" do
+    test "--json is valid JSON, with the loaded contents under --messages" do
       {id, _} = persist_session!(messages: 3)
       assert {0, json} = run_cli(["show", id, "--json"])
+      assert %{"id" => ^id, "signature" => "our_key"} = decode!(json)
+
+      assert {0, json} = run_cli(["show", id, "--json", "-n", "5"])
       data = decode!(json)
       assert %{"id" => ^id, "signature" => "signed", "message_count" => 3} = data
       assert [%{"role" => "user", "content" => "message 1"} | _] = data["last_messages"]
@@ -137,18 +162,35 @@ defmodule JidoCode.CLI.ListShowTest do
     test "a missing session is status 1 with one error line" do
       id = uuid()
       assert {1, out} = run_cli(["show", id])
-      assert out =~ ~r/^error: no session #{id} in .*\n$/
+      assert out =~ ~r/^error: no session "#{id}" in .*\n$/
     end
 
-    test "a tampered session shows unverified metadata and the reason, status 1" do
+    test "regression: show <missing> --json printed nothing on stdout" do
+      id = uuid()
+      assert {1, stdout, _stderr} = JidoCode.CLI.run(["show", id, "--json"], tty: false, env: %{})
+      stdout = IO.iodata_to_binary(stdout)
+      assert %{"error" => "failed", "message" => message, "status" => 1} = decode!(stdout)
+      assert message =~ "no session \"#{id}\""
+    end
+
+    test "a tampered session loaded with --messages shows unverified metadata and the reason, status 1" do
       {id, _} = persist_session!(name: "before")
       rewrite_file!(Persistence.session_file(id), &Map.put(&1, "name", "after"))
 
-      assert {1, out} = run_cli(["show", id])
-      assert out =~ "invalid: tampered"
+      assert {1, out} = run_cli(["show", id, "--messages", "2"])
       assert out =~ "unverified metadata"
       refute out =~ "last "
-      assert out =~ "error: session #{id} is refused: signature does not match"
+      assert out =~ "error: session #{id} is refused on load: signature does not match"
+    end
+
+    test "a file the listing cannot read says why and points at verify" do
+      persist_session!()
+      id = uuid()
+      File.write!(Persistence.session_file(id), "{ not json")
+      File.chmod!(Persistence.session_file(id), 0o600)
+      assert {1, out} = run_cli(["show", id])
+      assert out =~ "session #{id} could not be listed: invalid JSON"
+      assert out =~ "./jido verify #{id}"
     end
   end
 

@@ -131,8 +131,8 @@ defmodule JidoCode.CLI.MaintenanceTest do
     end
 
     test "a rate-limited id would be refused, with the wait" do
-      id = uuid()
-      for _ <- 1..5, do: Persistence.resume(id)
+      {id, _} = persist_session!()
+      for _ <- 1..5, do: JidoCode.RateLimit.check_and_record(:resume, id)
 
       assert {1, out} = run_cli(["resume", id, "--check"])
       assert out =~ ~r/^FAIL\s+rate limit\s+exceeded: retry after \d+ s$/m
@@ -148,15 +148,95 @@ defmodule JidoCode.CLI.MaintenanceTest do
     end
 
     test "a missing session would be refused" do
-      assert {1, out} = run_cli(["resume", uuid(), "--check"])
-      assert out =~ "would be refused: no such session file (not_found)"
+      id = uuid()
+      assert {1, out} = run_cli(["resume", id, "--check"])
+      assert out =~ ~s(error: no session "#{id}")
     end
 
     test "without --check it is a usage error" do
       {id, _} = persist_session!()
       assert {2, out} = run_cli(["resume", id])
-      assert out =~ "only `resume ID --check` is supported from the command line"
+      assert out =~ "only `resume SESSION --check` is supported from the command line"
       assert File.exists?(Persistence.session_file(id))
+    end
+
+    test "latest names the newest session, and --json reports the same findings" do
+      {_older, _} = persist_session!(closed_at: "2026-01-01T10:00:00Z")
+      {newest, _} = persist_session!(closed_at: "2026-02-01T10:00:00Z")
+
+      assert {0, json} = run_cli(["resume", "latest", "--check", "--json"])
+      {:ok, data} = JidoCode.JSON.decode(json)
+      assert %{"id" => ^newest, "would_resume" => true, "reason" => nil} = data
+
+      assert ~w(rate_limit lock load project session running) ==
+               Enum.map(data["findings"], & &1["check"])
+    end
+  end
+
+  describe "delete" do
+    test "--yes deletes the session named by a unique prefix" do
+      {id, _} = persist_session!()
+      assert {0, out} = run_cli(["delete", String.slice(id, 0, 6), "--yes"])
+      assert out == "deleted #{id}\n"
+      refute File.exists?(Persistence.session_file(id))
+    end
+
+    test "off a terminal it refuses to delete without --yes" do
+      {id, _} = persist_session!()
+      assert {2, out} = run_cli(["delete", id])
+      assert out =~ "not deleting #{id} without confirmation"
+      assert File.exists?(Persistence.session_file(id))
+    end
+
+    test "off a terminal a missing id is a usage error, never a question" do
+      persist_session!()
+      assert {2, out} = run_cli(["delete"], input: :no_input_expected)
+      assert out =~ "error: missing session"
+    end
+
+    test "on a terminal it asks, and deletes only on yes" do
+      {id, _} = persist_session!(name: "asked")
+      {:ok, no} = StringIO.open("n\n")
+      assert {1, out} = run_cli(["delete", id], interactive: true, input: no)
+      assert out =~ "not deleted"
+      assert File.exists?(Persistence.session_file(id))
+
+      {:ok, yes} = StringIO.open("y\n")
+      assert {0, _} = run_cli(["delete", id], interactive: true, input: yes)
+      refute File.exists?(Persistence.session_file(id))
+    end
+
+    test "on a terminal without an id it offers a numbered list, newest first" do
+      {older, _} = persist_session!(name: "older", closed_at: "2026-01-01T10:00:00Z")
+      {_newer, _} = persist_session!(name: "newer", closed_at: "2026-02-01T10:00:00Z")
+      {:ok, input} = StringIO.open("2\ny\n")
+
+      {status, listing} =
+        ExUnit.CaptureIO.with_io(fn ->
+          run_cli(["delete"], interactive: true, input: input)
+        end)
+
+      assert {0, "deleted " <> _} = status
+      assert listing =~ ~r/^1\s+\S+\s+newer/m
+      assert listing =~ ~r/^2\s+\S+\s+older/m
+      refute File.exists?(Persistence.session_file(older))
+    end
+
+    test "an ambiguous prefix lists the candidates and deletes nothing" do
+      project = tmp_dir!("jido_project")
+
+      ids =
+        for n <- 1..2 do
+          id = "abcdef12-0000-4000-8000-00000000000#{n}"
+          :ok = Persistence.write_session_file(id, persisted_session(id, "twin #{n}", project))
+          id
+        end
+
+      assert {1, out} = run_cli(["delete", "abcdef", "--yes"])
+      assert out =~ ~s("abcdef" is ambiguous: 2 sessions start with it: #{Enum.join(ids, ", ")})
+      assert {1, out} = run_cli(["show", "abc"])
+      assert out =~ "too short: give at least 4 characters"
+      assert Enum.all?(ids, &File.exists?(Persistence.session_file(&1)))
     end
   end
 end

@@ -80,7 +80,10 @@ defmodule JidoCode.CLI.TransferTest do
       assert {:error, :not_found} = Persistence.load(id)
 
       assert {0, out} = run_cli(["import", path, "--yes"])
-      assert out =~ "imported: #{Persistence.session_file(id)}, signed (key id "
+
+      assert out =~
+               "imported: #{Persistence.session_file(id)}, signed under this installation's key"
+
       assert {:ok, session, :signed} = Persistence.load_with_state(id)
       assert length(session.conversation) == 2
     end
@@ -110,10 +113,12 @@ defmodule JidoCode.CLI.TransferTest do
       assert {0, _} = run_cli(["import", path, "--yes"])
 
       assert {1, out} = run_cli(["import", path <> ".bak", "--yes"])
-      assert out =~ "error: cannot import #{path}.bak: session #{id} already exists here"
+
+      assert out =~
+               "error: cannot import #{path}.bak: a session with this id is already stored here (--force replaces it)"
 
       assert {0, out} = run_cli(["import", path <> ".bak", "--yes", "--force"])
-      assert out =~ "(replaces the existing session)"
+      assert out =~ "#{id}  (already stored here)"
     end
 
     test "a file carrying this installation's key id with a bad signature is refused as tampered",
@@ -124,7 +129,7 @@ defmodule JidoCode.CLI.TransferTest do
       rewrite_file!(path, &Map.put(&1, "name", "renamed"))
 
       assert {1, out} = run_cli(["import", path, "--yes"])
-      assert out =~ "its signature does not match"
+      assert out =~ "signature does not match: the file was modified after it was signed"
       assert out =~ "(signature_verification_failed)"
     end
 
@@ -153,7 +158,7 @@ defmodule JidoCode.CLI.TransferTest do
       {_id, _project, path} = foreign_file!(outside)
       rewrite_file!(path, &Map.put(&1, "id", "../../escape"))
       assert {1, out} = run_cli(["import", path, "--yes"])
-      assert out =~ "is not a UUID v4"
+      assert out =~ "not a session id (a UUID v4 is expected) (invalid_session_id)"
     end
 
     test "oversized files, symlinks, FIFOs and missing files are refused without reading them",

@@ -29,8 +29,8 @@ defmodule JidoCode.CLI.VerifyAuditTest do
       assert {0, out} = run_cli(["verify"])
       assert out =~ ~r/^ok\s+#{a}\s+signed, 2 messages/m
       assert out =~ ~r/^ok\s+#{b}\s+signed/m
-      assert out =~ ~r/^sessions dir\s+ok\s+/m
-      assert out =~ ~r/^machine secret\s+ok\s+.*key id [0-9a-f]+$/m
+      assert out =~ ~r/^ok\s+sessions dir\s+/m
+      assert out =~ ~r/^ok\s+machine secret\s+.*key id [0-9a-f]+$/m
       assert out =~ "verify: 2 session files — 2 ok, 0 with problems; installation: ok"
     end
 
@@ -66,14 +66,17 @@ defmodule JidoCode.CLI.VerifyAuditTest do
       assert {1, out} = run_cli(["verify"])
       assert file_block(out, good) =~ ~r/^ok\s+#{good}/
       assert file_block(out, tampered) =~ "signature_verification_failed"
-      assert file_block(out, legacy) =~ "unsigned legacy file: run `migrate`"
+
+      assert file_block(out, legacy) =~
+               "unsigned legacy file, accepted until signatures are enforced (`migrate`)"
+
       assert file_block(out, foreign) =~ "foreign_signature"
-      assert file_block(out, loose) =~ "mode 0644 gives group/others access; should be 0600"
+      assert file_block(out, loose) =~ "permissions: mode 0644 gives group/others access"
       assert file_block(out, gone) =~ "project_path_not_found"
       assert file_block(out, replayed) =~ "session_id_mismatch"
       assert file_block(out, big) =~ "file_too_large"
-      assert file_block(out, link) =~ "is a symbolic link, not a regular file"
-      assert file_block(out, fifo) =~ "is a FIFO or socket, not a regular file"
+      assert file_block(out, link) =~ "file: is a symbolic link (never followed) (symlink)"
+      assert file_block(out, fifo) =~ "file: is not a regular file (a FIFO, device or directory)"
 
       for id <- [tampered, legacy, foreign, loose, gone, replayed, big, link, fifo] do
         assert file_block(out, id) =~ ~r/^FAIL\s+#{id}/
@@ -95,17 +98,42 @@ defmodule JidoCode.CLI.VerifyAuditTest do
       assert out =~ ~r/^FAIL\s+#{bad}/m
     end
 
-    test "verify of a missing id is a problem" do
+    test "verify of a missing id says there is no such session" do
       id = uuid()
       assert {1, out} = run_cli(["verify", id])
-      assert file_block(out, id) =~ "no such session file"
+      assert out =~ ~s(error: no session "#{id}")
+    end
+
+    test "verify takes a unique id prefix" do
+      {id, _} = persist_session!()
+      assert {0, out} = run_cli(["verify", String.slice(id, 0, 8)])
+      assert out =~ ~r/^ok\s+#{id}/m
+    end
+
+    test "--json reports every finding, and exits 1 on a problem" do
+      {good, _} = persist_session!()
+      {bad, _} = persist_session!()
+      rewrite_file!(Persistence.session_file(bad), &Map.put(&1, "name", "x"))
+
+      assert {1, json} = run_cli(["verify", "--json"])
+      {:ok, data} = JidoCode.JSON.decode(json)
+      assert %{"command" => "verify", "ok" => false} = data
+      by_id = Map.new(data["sessions"], &{&1["id"], &1})
+      assert %{"ok" => true, "signature" => "signed"} = by_id[good]
+      assert %{"ok" => false, "signature" => "invalid", "findings" => findings} = by_id[bad]
+
+      assert %{"status" => "problem", "reason" => "signature_verification_failed"} =
+               Enum.find(findings, &(&1["check"] == "signature"))
+
+      assert %{"status" => "not_checked"} = Enum.find(findings, &(&1["check"] == "project"))
+      assert Enum.any?(data["store"], &(&1["check"] == "machine_secret"))
     end
 
     test "a sessions dir open to others is a problem" do
       persist_session!()
       File.chmod!(Persistence.sessions_dir(), 0o755)
       assert {1, out} = run_cli(["verify"])
-      assert out =~ ~r/^sessions dir\s+FAIL\s+.*mode 0755 .* should be 0700$/m
+      assert out =~ ~r/^FAIL\s+sessions dir\s+.*mode 0755 gives group\/others access/m
       assert out =~ "installation: 1 problem"
     end
 
@@ -116,7 +144,7 @@ defmodule JidoCode.CLI.VerifyAuditTest do
       on_exit(&Crypto.invalidate_key_cache/0)
 
       assert {1, out} = run_cli(["verify"])
-      assert out =~ ~r/^machine secret\s+FAIL\s+.*insecure_secret_permissions/m
+      assert out =~ ~r/^FAIL\s+machine secret\s+.*insecure_secret_permissions/m
     end
   end
 
@@ -126,17 +154,17 @@ defmodule JidoCode.CLI.VerifyAuditTest do
       Persistence.Migration.run()
 
       assert {0, out} = run_cli(["audit"])
-      assert out =~ ~r/^home\s+ok\s+#{Regex.escape(home)} \(0700\)$/m
-      assert out =~ ~r/^signatures\s+ok\s+enforced/m
-      assert out =~ ~r/^session count\s+ok\s+1 of at most 100$/m
-      assert out =~ ~r/^other entries\s+ok\s+none$/m
+      assert out =~ ~r/^ok\s+home\s+#{Regex.escape(home)}$/m
+      assert out =~ ~r/^ok\s+enforcement\s+enforced/m
+      assert out =~ ~r/^ok\s+session count\s+1 of at most 100$/m
+      refute out =~ "stray entry"
       assert out =~ "audit: 1 session file — 1 ok, 0 with problems; installation: ok"
     end
 
     test "not yet enforced signatures are a warning, not a failure" do
       persist_session!()
       assert {0, out} = run_cli(["audit"])
-      assert out =~ ~r/^signatures\s+warn\s+not enforced yet/m
+      assert out =~ ~r/^warn\s+enforcement\s+not enforced yet/m
       assert out =~ "1 warning"
     end
 
@@ -149,10 +177,10 @@ defmodule JidoCode.CLI.VerifyAuditTest do
       File.write!(Path.join(dir, "notes.txt"), "hello")
 
       assert {1, out} = run_cli(["audit"])
-      assert out =~ "link: a symbolic link in the sessions dir"
-      assert out =~ "pipe: a FIFO or socket in the sessions dir"
-      assert out =~ "subdir: a directory in the sessions dir"
-      assert out =~ ~r/warn\s+notes.txt: not a session file name/
+      assert out =~ "link: a symbolic link in the sessions directory"
+      assert out =~ "pipe: a FIFO or socket in the sessions directory"
+      assert out =~ "subdir: a directory in the sessions directory"
+      assert out =~ ~r/warn\s+stray entry\s+notes.txt: not a session file name/
       assert out =~ "installation: 3 problems"
     end
 
@@ -160,7 +188,7 @@ defmodule JidoCode.CLI.VerifyAuditTest do
       File.chmod!(home, 0o777)
       on_exit(fn -> File.chmod(home, 0o700) end)
       assert {1, out} = run_cli(["audit"])
-      assert out =~ ~r/^home\s+FAIL\s+.*writable by group or others/m
+      assert out =~ ~r/^FAIL\s+home\s+.*mode 0777 gives group\/others access/m
     end
 
     test "the session count at the limit is a warning" do
@@ -168,11 +196,20 @@ defmodule JidoCode.CLI.VerifyAuditTest do
       persist_session!()
       persist_session!()
       assert {0, out} = run_cli(["audit"])
-      assert out =~ "2 session files, the limit is 2: saves will be refused"
+      assert out =~ "2 of at most 2: saves will be refused"
     end
 
     test "takes no arguments" do
       assert {2, _} = run_cli(["audit", uuid()])
+    end
+
+    test "--json prints the installation findings and the files" do
+      persist_session!()
+      assert {0, json} = run_cli(["audit", "--json"])
+      {:ok, data} = JidoCode.JSON.decode(json)
+      assert %{"command" => "audit", "ok" => true, "sessions" => [_]} = data
+      checks = Enum.map(data["store"], & &1["check"])
+      assert ["home", "sessions_dir", "machine_secret", "enforcement", "session_count"] = checks
     end
   end
 end

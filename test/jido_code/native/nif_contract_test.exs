@@ -36,11 +36,13 @@ defmodule JidoCode.Native.NifContractTest do
       fn -> Native.create_private_dir("/proc/" <> garbage) end,
       fn -> Native.remove_stale_temp_files(nowhere <> garbage, nil) end,
       fn -> Native.session_load(garbage, key, 10, 64, true) end,
+      fn -> Native.session_inspect(garbage, key, 10, 64) end,
       fn -> Native.session_save(nowhere <> garbage, %{}, key, 10, 64) end,
       fn -> Native.path_validate(garbage, nil, []) end,
       fn -> Native.path_pin(garbage, [garbage], [garbage]) end,
       fn -> Native.path_canonicalize(garbage) end,
-      fn -> Native.signing_key_load(nowhere <> garbage, garbage, garbage, false) end
+      fn -> Native.signing_key_load(nowhere <> garbage, garbage, garbage, false) end,
+      fn -> Native.signing_key_open(nowhere <> garbage, garbage, garbage) end
     ]
 
     for call <- calls do

@@ -42,9 +42,10 @@ defmodule JidoCode.Session.Persistence.Crypto do
 
   # The home holds the secret and the enforcement marker: whoever can write
   # it can replace both. Owned by us and closed to group/other writes, or
-  # nothing is signed or verified; a writable one is repaired, with a warning.
-  defp check_home(home) do
-    case Native.home_check(home, true) do
+  # nothing is signed or verified; a writable one is repaired, with a
+  # warning — except by read-only callers (`repair?` false), which refuse it.
+  defp check_home(home, repair?) do
+    case Native.home_check(home, repair?) do
       {:ok, {:repaired, mode}} ->
         Logger.warning(
           "JidoCode home #{home} was writable by others (mode #{Integer.to_string(mode, 8)}); " <>
@@ -73,6 +74,28 @@ defmodule JidoCode.Session.Persistence.Crypto do
         )
 
         error
+    end
+  end
+
+  @doc """
+  The signing key if this installation already has a machine secret, without
+  creating anything: `{:error, :no_machine_secret}` when there is none. For
+  read-only callers (listing, verifying, checking a resume), which must not
+  leave a secret behind in a home that had none.
+  """
+  @spec existing_key() :: {:ok, reference()} | {:error, term()}
+  def existing_key do
+    {secret_path, salt, hostname} = spec = key_spec()
+
+    with nil <- :persistent_term.get({__MODULE__, spec}, nil),
+         :ok <- check_home(Path.dirname(secret_path), false),
+         {:ok, {key, _key_id, _origin}} <- Native.signing_key_open(secret_path, salt, hostname) do
+      :persistent_term.put({__MODULE__, spec}, key)
+      {:ok, key}
+    else
+      {:error, :not_found} -> {:error, :no_machine_secret}
+      {:error, _} = error -> error
+      key -> {:ok, key}
     end
   end
 
@@ -226,7 +249,7 @@ defmodule JidoCode.Session.Persistence.Crypto do
   end
 
   defp derive({secret_path, _salt, _hostname} = spec) do
-    with :ok <- check_home(Path.dirname(secret_path)) do
+    with :ok <- check_home(Path.dirname(secret_path), true) do
       load_key(spec)
     end
   end

@@ -239,20 +239,8 @@ defmodule JidoCode.Session.Persistence.Migration do
   end
 
   defp session_files do
-    case File.ls(Config.sessions_dir()) do
-      {:ok, names} ->
-        {:ok, names |> Enum.filter(&session_file_name?/1) |> Enum.sort()}
-
-      {:error, :enoent} ->
-        {:ok, []}
-
-      {:error, reason} ->
-        {:error, reason}
-    end
-  end
-
-  defp session_file_name?(name) do
-    String.ends_with?(name, ".json") and JidoCode.Session.valid_id?(Path.rootname(name))
+    with {:ok, ids} <- JidoCode.Session.Persistence.session_ids(),
+         do: {:ok, Enum.map(ids, &(&1 <> ".json"))}
   end
 
   defp migrate_file(file, accept_unsigned?, acc) do

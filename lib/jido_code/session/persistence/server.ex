@@ -73,14 +73,20 @@ defmodule JidoCode.Session.Persistence.Server do
     :ok
   end
 
-  @doc "True the first time it is called for `path` (per application run)."
+  @doc """
+  True the first time it is called for `path` (per application run). Always
+  true when the server is not running (a command-line process that inspects
+  the store without starting the application has no run to remember).
+  """
   @spec first_warning?(Path.t()) :: boolean()
-  def first_warning?(path), do: :ets.insert_new(@warned, {path})
+  def first_warning?(path) do
+    :ets.whereis(@warned) == :undefined or :ets.insert_new(@warned, {path})
+  end
 
   @doc "Forgets that `path` was warned about (its file was deleted or re-signed)."
   @spec forget_warning(Path.t()) :: :ok
   def forget_warning(path) do
-    :ets.delete(@warned, path)
+    if :ets.whereis(@warned) != :undefined, do: :ets.delete(@warned, path)
     :ok
   end
 

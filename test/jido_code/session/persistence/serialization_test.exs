@@ -5,6 +5,7 @@ defmodule JidoCode.Session.Persistence.SerializationTest do
 
   doctest Serialization
   doctest JidoCode.Session.Persistence.Schema
+  doctest JidoCode.Session.Persistence, only: [session_file_name?: 1]
 
   defp reference(ts) do
     case DateTime.from_iso8601(ts) do
