@@ -118,6 +118,10 @@ defmodule JidoCode.CLI.Reason do
 
   defp text(:project_already_open), do: "another running session has this project open"
   defp text(:session_limit_reached), do: "the session limit is reached"
+
+  defp text({:session_limit_reached, current, max}),
+    do: "#{current} of at most #{max} sessions are running"
+
   defp text(:session_too_large), do: "the session would exceed the file size limit"
   defp text(:project_path_not_absolute), do: "the project path is not absolute"
   defp text(:project_path_contains_nul), do: "the project path contains a NUL byte"

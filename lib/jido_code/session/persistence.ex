@@ -918,13 +918,14 @@ defmodule JidoCode.Session.Persistence do
   end
 
   # The one log line of a public call: the session, the operation and the
-  # outcome, in the text and as metadata. A miss (`:not_found`) is not a
-  # warning: callers ask for ids that may not exist.
+  # outcome, in the text and as metadata. A load or resume miss
+  # (`:not_found`) is not a warning: callers ask for ids that may not exist;
+  # a save that fails, whatever the reason, is (as in the original).
   defp log_outcome(result, operation, session_id) do
     {level, outcome} =
       case result do
         {:ok, _} -> {:info, :ok}
-        {:error, :not_found} -> {:info, :not_found}
+        {:error, :not_found} when operation != :save -> {:info, :not_found}
         {:error, :rate_limit_exceeded, seconds} -> {:warning, {:rate_limit_exceeded, seconds}}
         {:error, reason} -> {:warning, reason}
         other -> {:warning, other}
@@ -938,13 +939,19 @@ defmodule JidoCode.Session.Persistence do
   end
 
   # The original's wording for a failed save ("Failed to save session <id>").
-  defp outcome_text(:save, id, :ok), do: "saved session #{id}"
-  defp outcome_text(:save, id, reason), do: "Failed to save session #{id}: #{inspect(reason)}"
+  defp outcome_text(:save, id, :ok), do: "saved session #{id_text(id)}"
 
-  defp outcome_text(operation, id, :ok), do: "#{operation} of session #{inspect(id)}: ok"
+  defp outcome_text(:save, id, reason),
+    do: "Failed to save session #{id_text(id)}: #{inspect(reason)}"
+
+  defp outcome_text(operation, id, :ok), do: "#{operation} of session #{id_text(id)}: ok"
 
   defp outcome_text(operation, id, reason),
-    do: "#{operation} of session #{inspect(id)} failed: #{inspect(reason)}"
+    do: "#{operation} of session #{id_text(id)} failed: #{inspect(reason)}"
+
+  # An id is shown as given; anything else a caller passed, briefly.
+  defp id_text(id) when is_binary(id) and byte_size(id) <= 64, do: id
+  defp id_text(id), do: inspect(id, limit: 5, printable_limit: 64)
 
   defp outcome_tag(outcome) when is_atom(outcome), do: outcome
   defp outcome_tag(outcome) when is_tuple(outcome), do: elem(outcome, 0)

@@ -566,7 +566,7 @@ defmodule JidoCode.Tools.Security do
 
   defp log_violation(error, reason, path, opts) do
     if Keyword.get(opts, :log_violations, true) do
-      Logger.warning("Security violation: #{inspect(reason)} - attempted path: #{inspect(path)}",
+      Logger.warning("Security violation: #{reason} - attempted path: #{inspect(path)}",
         operation: :validate_path,
         outcome: :refused
       )

@@ -317,7 +317,7 @@ defmodule JidoCode.Tools.SecurityTest do
       import ExUnit.CaptureLog
 
       assert capture_log(fn -> Security.validate_path("../x", project) end) =~
-               "Security violation: :path_escapes_boundary"
+               "Security violation: path_escapes_boundary"
 
       assert capture_log(fn ->
                Security.validate_path("../x", project, log_violations: false)

@@ -500,11 +500,12 @@ defmodule JidoCode.Session.Persistence.Inspection do
   # The resume lock on a session file (resume/1, rebind_project/1):
   # `:resume_in_progress` while another resumer, in any OS process, holds it.
   @spec lock_session_file(String.t(), Path.t()) :: {:ok, reference()} | {:error, term()}
-  def lock_session_file(session_id, path) do
+  def lock_session_file(_session_id, path) do
     case Native.session_lock(path) do
       {:ok, lock} -> {:ok, lock}
       {:error, :locked} -> {:error, :resume_in_progress}
-      {:error, _} = error -> Persistence.accept_loaded(error, session_id, path)
+      {:error, {:file_too_large, _size}} -> {:error, :file_too_large}
+      {:error, _} = error -> error
     end
   end
 
@@ -656,8 +657,8 @@ defmodule JidoCode.Session.Persistence.Inspection do
         match?({:ok, _}, SessionRegistry.lookup_by_path(session.project_path)) ->
           {:error, :project_already_open}
 
-        SessionRegistry.count() >= max ->
-          {:error, :session_limit_reached}
+        (count = SessionRegistry.count()) >= max ->
+          {:error, {:session_limit_reached, count, max}}
 
         true ->
           {:ok, {SessionRegistry.count(), max}, state}
