@@ -142,7 +142,7 @@ defmodule JidoCode.SessionSupervisor do
   def stop_session(session_id) when is_binary(session_id) do
     # Best effort: a failed save is logged by save/1 ("Failed to save
     # session <id>: reason"), and the session stops anyway.
-    if session_running?(session_id), do: _ = Persistence.save(session_id)
+    _ = if session_running?(session_id), do: Persistence.save(session_id)
 
     terminate_session(session_id)
   end
