@@ -127,6 +127,6 @@ defmodule JidoCode.CLI.ResumeCommand do
   defp would_do(session) do
     "restore #{length(session.conversation)} messages, #{length(session.todos)} todos and " <>
       "#{length(session.prompt_history)} prompts into #{Output.sanitize(session.project_path)}, " <>
-      "then delete the file"
+      "then keep the file aside until the session's next save"
   end
 end

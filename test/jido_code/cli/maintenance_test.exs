@@ -102,7 +102,7 @@ defmodule JidoCode.CLI.MaintenanceTest do
       end
 
       assert out =~
-               "would resume: restore 3 messages, 1 todos and 2 prompts into #{project}, then delete the file"
+               "would resume: restore 3 messages, 1 todos and 2 prompts into #{project}, then keep the file aside until the session's next save"
 
       # Nothing happened: no process, the file kept, no attempt recorded.
       assert {:error, :not_found} = JidoCode.SessionRegistry.lookup(id)
