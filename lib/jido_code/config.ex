@@ -221,6 +221,34 @@ defmodule JidoCode.Config do
   end
 
   @doc """
+  The per-key quota of every operation that has no quota of its own
+  (#{@default_quota.limit} per 60 s, and no global quota).
+  """
+  @spec default_rate_limit() :: quota()
+  def default_rate_limit, do: @default_quota
+
+  @doc """
+  The operations with a quota of their own: those with a default
+  (`:resume`, `:resume_unknown_id`) and those named under `:rate_limits` or
+  `:global_rate_limits`. Any other operation gets `default_rate_limit/0`.
+
+      iex> :resume in JidoCode.Config.rate_limited_operations()
+      true
+  """
+  @spec rate_limited_operations() :: [atom()]
+  def rate_limited_operations do
+    defaults = Map.keys(@default_rate_limits) ++ Map.keys(@default_global_rate_limits)
+
+    configured =
+      for section <- [:rate_limits, :global_rate_limits],
+          {operation, _quota} <- entries(section),
+          is_atom(operation) and operation != :cleanup_interval,
+          do: operation
+
+    Enum.uniq(defaults ++ configured)
+  end
+
+  @doc """
   The global (all keys together) quota for `operation`, or `nil` when it has
   none: configured as `false`, or not configured and without a default (only
   `:resume` has one, #{@default_global_rate_limits.resume.limit} per 60 s).
@@ -327,15 +355,19 @@ defmodule JidoCode.Config do
     do: {:error, "must be a positive integer (milliseconds) or :infinity, got: #{inspect(other)}"}
 
   defp configured(section, operation) do
-    case Application.get_env(:jido_code, section, []) do
-      entries when is_list(entries) or is_map(entries) ->
-        Enum.find_value(entries, :error, fn
-          {^operation, value} -> {:ok, value}
-          _ -> nil
-        end)
+    Enum.find_value(entries(section), :error, fn
+      {^operation, value} -> {:ok, value}
+      _ -> nil
+    end)
+  end
 
-      _other ->
-        :error
+  # The `{key, value}` entries of a keyword (or map) section; anything else
+  # has none (validate/0 reports it).
+  defp entries(section) do
+    case Application.get_env(:jido_code, section, []) do
+      entries when is_map(entries) -> Map.to_list(entries)
+      entries when is_list(entries) -> Enum.filter(entries, &match?({_, _}, &1))
+      _other -> []
     end
   end
 

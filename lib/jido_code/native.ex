@@ -88,14 +88,9 @@ defmodule JidoCode.Native do
 
   # -- Rate limiting --------------------------------------------------------
 
-  def limiter_new, do: :erlang.nif_error(:nif_not_loaded)
-
-  def limiter_check_and_record(_limiter, _op, _key, _quota, _global),
-    do: :erlang.nif_error(:nif_not_loaded)
-
-  def limiter_check(_limiter, _op, _key, _quota, _global), do: :erlang.nif_error(:nif_not_loaded)
-  def limiter_record(_limiter, _op, _key, _quota, _global), do: :erlang.nif_error(:nif_not_loaded)
-  def limiter_reset(_limiter, _op, _key), do: :erlang.nif_error(:nif_not_loaded)
+  def limiter_new(_quota, _global), do: :erlang.nif_error(:nif_not_loaded)
+  def limiter_step(_limiter, _mode, _scope), do: :erlang.nif_error(:nif_not_loaded)
+  def limiter_reset(_limiter, _scope), do: :erlang.nif_error(:nif_not_loaded)
   def limiter_sweep(_limiter), do: :erlang.nif_error(:nif_not_loaded)
   def limiter_info(_limiter), do: :erlang.nif_error(:nif_not_loaded)
 end

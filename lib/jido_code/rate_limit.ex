@@ -25,30 +25,37 @@ defmodule JidoCode.RateLimit do
       in one atomic step — what `resume/1` uses, so an attempt refused by
       either window is recorded in neither.
 
-  Each check-and-record is one atomic native step, so N concurrent callers
-  on one key let exactly `limit` through. A rejection reports how long to
-  wait: `{:error, :rate_limit_exceeded, retry_after_seconds}`, rounded up and
-  at least 1.
+  Each call is one native step (`check`, `check_and_record` or `record`
+  over the key's window, both windows, or the global one), so N concurrent
+  callers on one key let exactly `limit` through. A rejection reports how
+  long to wait: `{:error, :rate_limit_exceeded, retry_after_seconds}`,
+  rounded up and at least 1 (by the native limiter, the one place that
+  rounds).
 
   ## Process model
 
-  This GenServer *owns* the native limiter but is not on the hot path. At start
-  it publishes `%{limiter: ref, limits: ..., global_limits: ...}` in
+  This GenServer *owns* the native limiters but is not on the hot path. At
+  start it builds one limiter per operation that has quotas of its own
+  (`JidoCode.Config.rate_limited_operations/0` and the `:limits` /
+  `:global_limits` options), each with its quotas fixed, plus one shared
+  limiter for every other operation (`JidoCode.Config.default_rate_limit/0`,
+  its keys tagged with the operation). It publishes them in
   `:persistent_term` under `{JidoCode.RateLimit, name}`; the public functions
-  read that entry (no copy) and call the NIF from the caller's process. The
+  read that entry (no copy) and call the NIF from the caller's process. Each
   limiter is internally sharded, so concurrent callers on different keys do
   not contend and nothing waits on this process's mailbox. The process only
-  sweeps idle keys every `sweep_interval_ms` (keeping memory proportional to
-  the keys seen in the last window) and removes the entry when it stops.
+  sweeps idle windows every `sweep_interval_ms` (keeping memory proportional
+  to the keys seen in the last window) and removes the entry when it stops.
 
   If the process crashes, its entry is kept and the restarted process adopts
-  the same limiter, so a crash cannot be used to wipe the counts.
+  the same limiters, so a crash cannot be used to wipe the counts.
 
   ## Configuration
 
-  Quotas are read from the application environment at call time
+  Quotas are read from the application environment when the limiter starts
   (`JidoCode.Config.rate_limit/1`, `JidoCode.Config.global_rate_limit/1`;
-  validated when the application starts):
+  validated when the application starts) and stay fixed; after changing the
+  environment at run time, call `reconfigure/1`:
 
       config :jido_code, :rate_limits, resume: [limit: 5, window_seconds: 60]
       config :jido_code, :global_rate_limits, resume: [limit: 20, window_seconds: 60]
@@ -61,7 +68,7 @@ defmodule JidoCode.RateLimit do
     * `:name` — registered name, also the lookup key (default `JidoCode.RateLimit`);
     * `:limits` — per-key quotas, `%{operation => %{limit: n, window_ms: ms}}`
       (a keyword list, or `window_seconds:`, is accepted too); operations it
-      names use these quotas on this instance, others the configuration;
+      names use these quotas on this instance, others the configuration's;
     * `:global_limits` — the same for the global quotas (`false` for none);
     * `:sweep_interval_ms` — positive integer or `:infinity`.
 
@@ -98,9 +105,6 @@ defmodule JidoCode.RateLimit do
           %{limit: pos_integer(), window_ms: pos_integer()}
           | [limit: pos_integer(), window_ms: pos_integer(), window_seconds: pos_integer()]
 
-  # The key under which global-only checks run. Real keys are never empty:
-  # binaries get the tag byte 0 and encoded terms start with 131.
-  @global_key <<>>
   @binary_tag 0
   @hashed_binary_tag 1
   @hashed_term_tag 2
@@ -178,9 +182,8 @@ defmodule JidoCode.RateLimit do
   @doc "Forgets every attempt on `key` for `operation` (the global window is kept)."
   @spec reset(atom(), term(), server()) :: :ok
   def reset(operation, key, server \\ __MODULE__) when is_atom(operation) do
-    %{limiter: limiter} = entry!(server)
-    Native.limiter_reset(limiter, Atom.to_string(operation), encode_key(key))
-    :ok
+    {limiter, native_key} = limiter!(server, operation, key)
+    :ok = Native.limiter_reset(limiter.ref, {:key, native_key})
   end
 
   @doc """
@@ -211,11 +214,8 @@ defmodule JidoCode.RateLimit do
   @doc "Forgets the operation's global window."
   @spec reset_global(atom(), server()) :: :ok
   def reset_global(operation, server \\ __MODULE__) when is_atom(operation) do
-    %{limiter: limiter} = entry!(server)
-    op = Atom.to_string(operation)
-    Native.limiter_reset(limiter, op, nil)
-    Native.limiter_reset(limiter, op, @global_key)
-    :ok
+    {limiter, _key} = limiter!(server, operation, nil)
+    :ok = Native.limiter_reset(limiter.ref, :global)
   end
 
   @doc """
@@ -224,19 +224,23 @@ defmodule JidoCode.RateLimit do
   """
   @spec quotas(atom(), server()) :: %{key: Config.quota(), global: Config.quota() | nil}
   def quotas(operation, server \\ __MODULE__) when is_atom(operation) do
-    {{limit, window_ms}, global} = native_quotas(entry!(server), operation)
-    global = with {g_limit, g_window} <- global, do: %{limit: g_limit, window_ms: g_window}
-    %{key: %{limit: limit, window_ms: window_ms}, global: global}
+    {limiter, _key} = limiter!(server, operation, nil)
+    Map.take(limiter, [:key, :global])
   end
 
   @doc """
-  Windows currently tracked (keys of every operation plus global windows) and
-  an estimate of the native memory they hold.
+  Windows currently holding attempts (keys of every operation plus global
+  windows) and an estimate of the native memory the limiters hold.
   """
   @spec stats(server()) :: %{keys: non_neg_integer(), memory_bytes: non_neg_integer()}
   def stats(server \\ __MODULE__) do
-    %{limiter: limiter} = entry!(server)
-    Native.limiter_info(limiter)
+    server
+    |> entry!()
+    |> limiters()
+    |> Enum.map(&Native.limiter_info(&1.ref))
+    |> Enum.reduce(%{keys: 0, memory_bytes: 0}, fn info, acc ->
+      Map.merge(acc, info, fn _field, a, b -> a + b end)
+    end)
   end
 
   @doc """
@@ -246,51 +250,42 @@ defmodule JidoCode.RateLimit do
   @spec sweep(server()) :: {:ok, removed :: non_neg_integer()}
   def sweep(server \\ __MODULE__), do: GenServer.call(server, :sweep, :infinity)
 
+  @doc """
+  Re-reads the quotas from the application environment (the `start_link/1`
+  overrides of `server` still win). An operation whose quotas changed gets a
+  fresh limiter, so its counts start from zero; every other operation keeps
+  its limiter and its counts.
+
+  Returns `{:error, message}` (that of `JidoCode.Config.validate/0`) and
+  changes nothing if the environment holds an invalid setting.
+  """
+  @spec reconfigure(server()) :: :ok | {:error, term()}
+  def reconfigure(server \\ __MODULE__), do: GenServer.call(server, :reconfigure, :infinity)
+
   # -- Internals: one body for every per-key and global call ----------------
 
   # `scope` says which windows the call reads and writes: the key's
   # (`:key`), the key's and the global one in one step (`:key_and_global`),
   # or the global one alone (`:global`).
   defp run(mode, scope, operation, key, server) do
-    entry = entry!(server)
-    {quota, global} = native_quotas(entry, operation)
+    {limiter, native_key} = limiter!(server, operation, key)
+    native_scope = if scope == :global, do: :global, else: {scope, native_key}
 
-    case scope do
-      :key -> call(mode, entry, operation, encode_key(key), quota, nil, {:key, key})
-      :key_and_global -> call(mode, entry, operation, encode_key(key), quota, global, {:key, key})
-      :global when global == nil -> :ok
-      :global -> call(mode, entry, operation, @global_key, global, global, :global)
+    case {mode, Native.limiter_step(limiter.ref, mode, native_scope)} do
+      {:record, _recorded} ->
+        :ok
+
+      {_mode, {:ok, _remaining}} ->
+        :ok
+
+      {_mode, {:error, {:rate_limit_exceeded, seconds}}} ->
+        subject = if scope == :global, do: :global, else: {:key, key}
+        log_refusal(operation, subject, seconds)
+        {:error, :rate_limit_exceeded, seconds}
     end
   end
 
-  # The NIF has no global-only call. Running on the reserved key with the
-  # global quota as the per-key one is exact: every attempt recorded for that
-  # key is recorded in the global window in the same step, so the key's window
-  # is never fuller than the global one and the global window decides.
-  defp call(mode, %{limiter: limiter}, operation, native_key, quota, global, subject) do
-    op = Atom.to_string(operation)
-
-    case mode do
-      :check_and_record ->
-        limiter
-        |> Native.limiter_check_and_record(op, native_key, quota, global)
-        |> decide(operation, subject)
-
-      :check ->
-        limiter
-        |> Native.limiter_check(op, native_key, quota, global)
-        |> decide(operation, subject)
-
-      :record ->
-        Native.limiter_record(limiter, op, native_key, quota, global)
-    end
-  end
-
-  defp decide({:ok, _remaining}, _operation, _subject), do: :ok
-
-  defp decide({:error, {:rate_limit_exceeded, ms}}, operation, subject) do
-    seconds = max(div(ms + 999, 1000), 1)
-
+  defp log_refusal(operation, subject, seconds) do
     # Debug: a refusal is an ordinary return value, and the public call that
     # asked (resume/1, say) logs its outcome once, with the session.
     Logger.debug(
@@ -298,9 +293,22 @@ defmodule JidoCode.RateLimit do
       [operation: operation, outcome: :rate_limited, retry_after_s: seconds] ++
         key_metadata(subject)
     )
-
-    {:error, :rate_limit_exceeded, seconds}
   end
+
+  # The operation's own limiter and the key as it knows it; an operation
+  # without quotas of its own shares the default limiter, where the key is
+  # tagged with the operation.
+  defp limiter!(server, operation, key) do
+    entry = entry!(server)
+
+    case Map.fetch(entry.operations, operation) do
+      {:ok, limiter} -> {limiter, encode_key(key)}
+      :error -> {entry.default, encode_key({operation, key})}
+    end
+  end
+
+  defp limiters(%{operations: operations, default: default}),
+    do: [default | Map.values(operations)]
 
   defp entry!(server) do
     case :persistent_term.get({__MODULE__, server}, nil) do
@@ -309,23 +317,32 @@ defmodule JidoCode.RateLimit do
     end
   end
 
-  # Instance overrides (start_link options) first, then the configuration,
-  # whose defaults never mean "unlimited" (see JidoCode.Config).
-  defp native_quotas(%{limits: limits, global_limits: global_limits}, operation) do
-    quota =
-      case Map.fetch(limits, operation) do
-        {:ok, quota} -> quota
-        :error -> Config.rate_limit(operation)
-      end
+  # Builds the published entry: a limiter per operation with quotas of its
+  # own (instance overrides first, then the configuration, whose defaults
+  # never mean "unlimited") and the shared default one. A limiter of
+  # `previous` whose quotas are unchanged is kept, with its counts.
+  defp build_entry(previous, limits, global_limits) do
+    operations =
+      (Config.rate_limited_operations() ++ Map.keys(limits) ++ Map.keys(global_limits))
+      |> Enum.uniq()
+      |> Map.new(fn operation ->
+        key = Map.get_lazy(limits, operation, fn -> Config.rate_limit(operation) end)
 
-    global =
-      case Map.fetch(global_limits, operation) do
-        {:ok, global} -> global
-        :error -> Config.global_rate_limit(operation)
-      end
+        global =
+          Map.get_lazy(global_limits, operation, fn -> Config.global_rate_limit(operation) end)
 
-    {to_native(quota), to_native(global)}
+        kept = previous && previous.operations[operation]
+        {operation, limiter(kept, key, global)}
+      end)
+
+    default = limiter(previous && previous.default, Config.default_rate_limit(), nil)
+    %{operations: operations, default: default}
   end
+
+  defp limiter(%{key: key, global: global} = kept, key, global), do: kept
+
+  defp limiter(_changed_or_new, key, global),
+    do: %{ref: Native.limiter_new(to_native(key), to_native(global)), key: key, global: global}
 
   defp to_native(nil), do: nil
   defp to_native(%{limit: limit, window_ms: window_ms}), do: {limit, window_ms}
@@ -380,34 +397,32 @@ defmodule JidoCode.RateLimit do
          {:ok, global_limits} <-
            normalize_limits(Keyword.get(opts, :global_limits), &Config.parse_global_quota/1),
          :ok <- check_interval(interval) do
-      # A previous owner that crashed left its entry: keep its limiter (and
-      # its counts) rather than starting from zero.
-      limiter =
-        case :persistent_term.get(term_key, nil) do
-          %{limiter: limiter} -> limiter
-          nil -> Native.limiter_new()
-        end
+      # A previous owner that crashed left its entry: keep its limiters
+      # (and their counts) rather than starting from zero.
+      entry = build_entry(:persistent_term.get(term_key, nil), limits, global_limits)
+      :persistent_term.put(term_key, entry)
 
-      :persistent_term.put(term_key, %{
-        limiter: limiter,
+      state = %{
+        term_key: term_key,
         limits: limits,
-        global_limits: global_limits
-      })
+        global_limits: global_limits,
+        interval: interval
+      }
 
-      {:ok, %{term_key: term_key, limiter: limiter, interval: interval} |> schedule_sweep()}
+      {:ok, schedule_sweep(state)}
     else
       {:error, reason} -> {:stop, reason}
     end
   end
 
   @impl GenServer
-  def handle_call(:sweep, _from, state) do
-    {:reply, Native.limiter_sweep(state.limiter), state}
-  end
+  def handle_call(:sweep, _from, state), do: {:reply, {:ok, sweep_all(state)}, state}
+
+  def handle_call(:reconfigure, _from, state), do: {:reply, rebuild(state), state}
 
   @impl GenServer
   def handle_info(:sweep, state) do
-    {:ok, removed} = Native.limiter_sweep(state.limiter)
+    removed = sweep_all(state)
     if removed > 0, do: Logger.debug("rate limiter swept #{removed} idle windows")
     {:noreply, schedule_sweep(state)}
   end
@@ -420,6 +435,27 @@ defmodule JidoCode.RateLimit do
     # adopts the limiter (see init/1).
     if orderly?(reason), do: :persistent_term.erase(state.term_key)
     :ok
+  end
+
+  # The environment is checked whole, by the one validator, before any
+  # limiter is replaced.
+  defp rebuild(state) do
+    with :ok <- Config.validate() do
+      previous = :persistent_term.get(state.term_key)
+      entry = build_entry(previous, state.limits, state.global_limits)
+      # An unchanged entry is not written: updating a persistent term costs
+      # a scan of every process.
+      unless entry == previous, do: :persistent_term.put(state.term_key, entry)
+      :ok
+    end
+  end
+
+  defp sweep_all(state) do
+    state.term_key
+    |> :persistent_term.get()
+    |> limiters()
+    |> Enum.map(fn %{ref: ref} -> elem(Native.limiter_sweep(ref), 1) end)
+    |> Enum.sum()
   end
 
   defp orderly?(reason), do: reason in [:normal, :shutdown] or match?({:shutdown, _}, reason)

@@ -20,7 +20,7 @@ defmodule JidoCode.CLI.DemoCommand do
   @behaviour JidoCode.CLI.Command
 
   alias JidoCode.CLI.{Command, Output, Store}
-  alias JidoCode.{Config, JSON, SessionSupervisor}
+  alias JidoCode.{Config, JSON, RateLimit, SessionSupervisor}
   alias JidoCode.Session.{Persistence, State}
   alias JidoCode.Session.Persistence.{Crypto, Migration}
   alias JidoCode.Tools.Security
@@ -324,7 +324,7 @@ defmodule JidoCode.CLI.DemoCommand do
   end
 
   defp rate_limit_step(state) do
-    %{limit: limit, window_ms: window_ms} = Config.rate_limit(:resume)
+    %{limit: limit, window_ms: window_ms} = RateLimit.quotas(:resume).key
     # An id with no file: each attempt is :not_found, and each one counts.
     id = JidoCode.Session.generate_id()
     results = for _ <- 1..(limit + 1), do: Persistence.resume(id)

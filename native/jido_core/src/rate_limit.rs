@@ -2,83 +2,82 @@
 //!
 //! # Model
 //!
-//! A [`RateLimiter`] keeps an exact *sliding-window log*: for every
-//! `(operation, key)` pair it remembers the instants of the most recent
-//! attempts that were let through (or [recorded](RateLimiter::record)). An
-//! attempt made at instant `t` counts against a [`Quota`] of `limit` attempts
-//! per `window` while `now − t < window`; at `now = t + window` exactly it has
-//! expired. So with a limit of 3 per 30 s and attempts at t = 0, 10 and 20, the
-//! next attempt is refused until t = 30, when *one* slot frees — not all three,
-//! as a fixed window would do.
+//! One [`RateLimiter`] serves one operation (say "resume"), in the shape of
+//! governor's limiters: its quotas are fixed when it is built. It holds
 //!
-//! Besides the per-key window, a call may pass a *global* quota for the
-//! operation: one more window per operation, shared by every key, so that
-//! many fresh keys cannot together exceed a total rate.
+//! * a *keyed* limiter: one window per key (a session id), each allowing
+//!   [`Quota::limit`] attempts per [`Quota::window`];
+//! * optionally a *direct* limiter: one window shared by every key, so that
+//!   many fresh keys cannot together exceed a total rate.
 //!
-//! [`RateLimiter::check_and_record`] is one atomic step: N concurrent callers
-//! on one key let exactly `limit` through. A refusal carries the wait until a
-//! slot frees ([`Decision::Denied`]); a refused attempt is not recorded (call
-//! [`RateLimiter::record`] for attempts that must count regardless).
+//! Each window is an exact *sliding-window log*: the instants of the most
+//! recent counted attempts. An attempt made at `t` counts while
+//! `now − t < window`; at `now = t + window` exactly it has expired. With a
+//! limit of 3 per 30 s and attempts at t = 0, 10 and 20, the next attempt is
+//! refused until t = 30, when *one* slot frees — not all three, as a fixed
+//! window would do.
+//!
+//! Every call is one [`RateLimiter::step`]: a [`Mode`] (check, check and
+//! record, record) over a [`Scope`] (the key's window, the key's and the
+//! global one together, or the global one alone). A check-and-record is
+//! atomic: N concurrent callers on one key (or one global window) let exactly
+//! `limit` through. A refusal carries the wait until a slot frees
+//! ([`Decision::Denied`]) and is recorded in no window.
 //!
 //! Time comes from a [`Clock`], so tests use a [`ManualClock`] and advance it
-//! instead of sleeping; production uses [`MonotonicClock`]. Each limiter is
-//! independent: there is no global or static state.
+//! instead of sleeping; production uses [`MonotonicClock`]. There is no
+//! global or static state.
 //!
 //! ```
 //! use std::sync::Arc;
 //! use std::time::Duration;
-//! use jido_core::rate_limit::{Decision, ManualClock, Quota, RateLimiter};
+//! use jido_core::rate_limit::{Decision, ManualClock, Mode, Quota, RateLimiter, Scope};
 //!
 //! let clock = Arc::new(ManualClock::new());
-//! let limiter = RateLimiter::new(Arc::clone(&clock));
-//! let quota = Quota::per_window(2, 30_000).ok_or("zero quota")?;
+//! let per_key = Quota::per_window(2, 30_000).ok_or("zero quota")?;
+//! let resume = RateLimiter::new(Arc::clone(&clock), per_key, None);
+//! let attempt = |key: &[u8]| resume.step(Mode::CheckAndRecord, Scope::Key(key));
 //!
-//! assert_eq!(limiter.check_and_record("resume", b"id-1", quota, None),
-//!            Decision::Allowed { remaining: 1 });
+//! assert_eq!(attempt(b"id-1"), Decision::Allowed { remaining: 1 });
 //! clock.advance(Duration::from_secs(10));
-//! assert_eq!(limiter.check_and_record("resume", b"id-1", quota, None),
-//!            Decision::Allowed { remaining: 0 });
+//! assert_eq!(attempt(b"id-1"), Decision::Allowed { remaining: 0 });
 //! // Full: the first attempt (t = 0) frees its slot at t = 30 s.
-//! assert_eq!(limiter.check_and_record("resume", b"id-1", quota, None),
-//!            Decision::Denied { retry_after: Duration::from_secs(20) });
+//! assert_eq!(attempt(b"id-1"), Decision::Denied { retry_after: Duration::from_secs(20) });
 //! // Another key has its own window.
-//! assert!(limiter.check_and_record("resume", b"id-2", quota, None).is_allowed());
+//! assert!(attempt(b"id-2").is_allowed());
 //! clock.advance(Duration::from_secs(20));
-//! assert!(limiter.check_and_record("resume", b"id-1", quota, None).is_allowed());
+//! assert!(attempt(b"id-1").is_allowed());
 //! # Ok::<(), &str>(())
 //! ```
 //!
 //! # Concurrency and lock order
 //!
-//! Keys are spread over 32 independent mutexes (shards) by a keyed hash of
-//! `(operation, key)`, so callers on different keys rarely contend. Global
-//! windows live behind one more mutex, so calls that pass a global quota for
-//! the same operation serialize on it (briefly: a few dozen nanoseconds of
-//! work). A call takes at most two locks, always
-//! in the order **key shard, then global**;
-//! [`sweep`](RateLimiter::sweep), [`len`](RateLimiter::len) and
-//! [`approx_memory_bytes`](RateLimiter::approx_memory_bytes) take one lock at a
-//! time. The clock is read before any lock is taken, and no lock is held when
-//! a method returns.
+//! Keys are spread over 32 independent mutexes (shards), each a plain
+//! `HashMap` from the key's bytes to its window, so callers on different keys
+//! rarely contend. The global window has a mutex of its own, so calls that
+//! involve it serialize on it (briefly: a few dozen nanoseconds of work). A
+//! call takes at most two locks, always in the order **key shard, then
+//! global**; [`sweep`](RateLimiter::sweep), [`len`](RateLimiter::len) and
+//! [`approx_memory_bytes`](RateLimiter::approx_memory_bytes) take one lock at
+//! a time. The clock is read before any lock is taken, and no lock is held
+//! when a method returns.
 //!
 //! # Memory bound
 //!
 //! A window keeps at most `limit` timestamps (8 bytes each): older ones cannot
-//! change any decision. A key whose newest attempt has left its window carries
+//! change any decision. A key whose newest attempt has left the window carries
 //! no information and is dropped by [`RateLimiter::sweep`], which the owner
 //! calls periodically. Between sweeps, memory is therefore proportional to
 //! the number of distinct keys seen in the last `window + sweep interval`,
-//! each costing `limit × 8` bytes of timestamps plus the operation and key
-//! bytes plus a fixed overhead of roughly 100–150 bytes (table slot, two heap
-//! allocations). Measured estimate: about 210 bytes per session-id key (36
-//! bytes) with a limit of 5; see [`RateLimiter::approx_memory_bytes`]. A
-//! global window likewise holds at most its own `limit × 8` bytes.
+//! each costing `limit × 8` bytes of timestamps plus the key's bytes plus a
+//! fixed overhead of roughly 100–150 bytes (table slot, two heap
+//! allocations); see [`RateLimiter::approx_memory_bytes`]. The global window
+//! likewise holds at most its own `limit × 8` bytes.
 
-use std::borrow::Borrow;
 use std::collections::hash_map::RandomState;
 use std::collections::{HashMap, VecDeque};
 use std::fmt;
-use std::hash::{BuildHasher, BuildHasherDefault, Hash, Hasher};
+use std::hash::BuildHasher;
 use std::num::NonZeroU32;
 use std::panic::RefUnwindSafe;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -91,38 +90,36 @@ use crate::Error;
 
 // ---- keys ------------------------------------------------------------------
 
-/// Largest operation name or key, in bytes, a caller may pass.
+/// Largest key, in bytes, a caller may pass.
 ///
-/// A check hashes the key, and a new key is copied into the table, so the
-/// size of the key is the work and the memory of a call. The limiter runs on
+/// A call hashes the key, and a new key is copied into the table, so the size
+/// of the key is the work and the memory of a call. The limiter runs on
 /// normal schedulers, where every call must stay short whatever the caller
 /// passes: a bound on the key is what makes it so (a 400 MB key took
 /// 185–770 ms and stayed in memory). Session ids are 36 bytes; a caller with
 /// long keys hashes them first (`JidoCode.RateLimit` does).
 pub const MAX_KEY_LEN: usize = 256;
 
-/// Refuses an operation name or key longer than [`MAX_KEY_LEN`], before any
-/// work proportional to its size.
+/// Refuses a key longer than [`MAX_KEY_LEN`], before any work proportional to
+/// its size.
 ///
 /// ```
 /// use jido_core::rate_limit::{check_key, MAX_KEY_LEN};
-/// assert!(check_key(b"resume", b"a-session-id").is_ok());
-/// assert!(check_key(b"resume", &vec![0; MAX_KEY_LEN + 1]).is_err());
+/// assert!(check_key(b"a-session-id").is_ok());
+/// assert!(check_key(&vec![0; MAX_KEY_LEN + 1]).is_err());
 /// ```
 ///
 /// # Errors
-/// [`Error::KeyTooLarge`] with the size of the longer of the two.
-pub fn check_key(operation: &[u8], key: &[u8]) -> crate::Result<()> {
-    let size = operation.len().max(key.len());
-    if size > MAX_KEY_LEN {
+/// [`Error::KeyTooLarge`] with the key's size.
+pub fn check_key(key: &[u8]) -> crate::Result<()> {
+    if key.len() > MAX_KEY_LEN {
         return Err(Error::KeyTooLarge {
-            size,
+            size: key.len(),
             limit: MAX_KEY_LEN,
         });
     }
     Ok(())
 }
-
 // ---- clocks ----------------------------------------------------------------
 
 /// A monotonic source of time for the limiter.
@@ -309,17 +306,46 @@ impl Decision {
     }
 }
 
-// ---- one window ------------------------------------------------------------
+// ---- a call ------------------------------------------------------------------
 
-/// One sliding window: the instants (nanoseconds on the limiter's clock) of
-/// the most recent counted attempts, oldest first, at most `limit` of them.
-#[derive(Debug)]
-struct Log {
-    stamps: VecDeque<u64>,
-    /// The window of the last call that touched this log; `sweep` uses it to
-    /// decide whether the log is idle.
-    window: u64,
+/// What a [`RateLimiter::step`] does with the attempt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Mode {
+    /// Decide only; nothing is recorded.
+    Check,
+    /// Decide, and record the attempt if it is allowed — atomically.
+    CheckAndRecord,
+    /// Record the attempt whatever the decision, for attempts that must
+    /// count even though they were not gated. Only the newest `limit`
+    /// attempts of a window are kept.
+    Record,
 }
+
+impl Mode {
+    fn records(self, status: Status) -> bool {
+        match self {
+            Self::Check => false,
+            Self::CheckAndRecord => matches!(status, Status::Open { .. }),
+            Self::Record => true,
+        }
+    }
+}
+
+/// Which windows a [`RateLimiter::step`] (or [`RateLimiter::reset`]) reads
+/// and writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Scope<'a> {
+    /// The key's window alone; the global one is neither read nor written.
+    Key(&'a [u8]),
+    /// The key's window and the global one, in one atomic step: the attempt
+    /// is refused if either is full, and then recorded in neither.
+    KeyAndGlobal(&'a [u8]),
+    /// The global window alone. A limiter without a global quota allows
+    /// every such attempt (`remaining: u32::MAX`).
+    Global,
+}
+
+// ---- one window ------------------------------------------------------------
 
 /// What one window says about an attempt made now.
 #[derive(Debug, Clone, Copy)]
@@ -331,12 +357,10 @@ enum Status {
 }
 
 impl Status {
-    /// The status of a window with no live attempts.
-    fn empty(quota: Quota) -> Self {
-        Self::Open {
-            remaining: quota.limit.get() - 1,
-        }
-    }
+    /// The status of no window at all: the identity of [`Status::and`].
+    const UNLIMITED: Self = Self::Open {
+        remaining: u32::MAX,
+    };
 
     /// Both windows must be open; the wait is the longer one.
     fn and(self, other: Self) -> Self {
@@ -366,24 +390,47 @@ fn age(now: u64, stamp: u64) -> u64 {
     now.saturating_sub(stamp)
 }
 
-impl Log {
-    /// Capacity reserved up front: exact for small limits, so a typical
-    /// per-session window (5 per minute) never reallocates; large (global)
-    /// limits grow on demand instead of reserving `limit` slots.
+/// `limit` as a length.
+fn limit_len(quota: Quota) -> usize {
+    usize::try_from(quota.limit.get()).unwrap_or(usize::MAX)
+}
+
+/// One sliding window: the instants (nanoseconds on the limiter's clock) of
+/// the most recent counted attempts, oldest first, at most `limit` of them.
+/// Its quota is its owner's, fixed for the owner's life.
+#[derive(Debug, Default)]
+struct Window {
+    stamps: VecDeque<u64>,
+}
+
+impl Window {
+    /// Capacity reserved at the first attempt: exact for small limits, so a
+    /// typical per-session window (5 per minute) never reallocates; large
+    /// (global) limits grow on demand instead of reserving `limit` slots.
     const INITIAL_CAPACITY: usize = 8;
 
-    fn new(quota: Quota) -> Self {
-        let limit = usize::try_from(quota.limit.get()).unwrap_or(usize::MAX);
-        Self {
-            stamps: VecDeque::with_capacity(limit.min(Self::INITIAL_CAPACITY)),
-            window: quota.window_nanos(),
+    /// Decides on an attempt now and records it if `mode` says so. `combine`
+    /// turns this window's verdict into the call's (by consulting the other
+    /// windows of the call, and recording there), so the attempt is recorded
+    /// here only if the call as a whole records it.
+    fn step(
+        &mut self,
+        now: u64,
+        quota: Quota,
+        mode: Mode,
+        combine: impl FnOnce(Status) -> Status,
+    ) -> Status {
+        self.prune(now, quota);
+        let status = combine(self.status(now, quota));
+        if mode.records(status) {
+            self.push(now, quota);
         }
+        status
     }
 
-    /// Drops expired attempts (age ≥ window) and adopts `quota`'s window.
+    /// Drops expired attempts (age ≥ window).
     fn prune(&mut self, now: u64, quota: Quota) {
         let window = quota.window_nanos();
-        self.window = window;
         while self
             .stamps
             .front()
@@ -398,43 +445,45 @@ impl Log {
         }
     }
 
-    /// The window's verdict on an attempt now; call after [`Log::prune`].
+    /// The window's verdict on an attempt now; call after [`Window::prune`].
     fn status(&self, now: u64, quota: Quota) -> Status {
-        let limit = usize::try_from(quota.limit.get()).unwrap_or(usize::MAX);
+        let limit = limit_len(quota);
         let len = self.stamps.len();
         if len < limit {
             // len < limit ≤ u32::MAX, so the difference fits.
             let remaining = u32::try_from(limit - len - 1).unwrap_or(u32::MAX);
             return Status::Open { remaining };
         }
-        // One more attempt fits once all but `limit - 1` of the live ones have
-        // expired, i.e. when the one at index `len - limit` expires. (`len`
-        // exceeds `limit` only if the quota shrank since the log was filled.)
-        let stamp = self.stamps.get(len - limit).copied().unwrap_or(now);
-        let window = quota.window_nanos();
+        // One more attempt fits once the oldest live one expires (a window
+        // never holds more than `limit`).
+        let oldest = self.stamps.front().copied().unwrap_or(now);
         Status::Full {
-            wait: window.saturating_sub(age(now, stamp)).max(1),
+            wait: quota.window_nanos().saturating_sub(age(now, oldest)).max(1),
         }
     }
 
     /// Counts an attempt now, keeping only the newest `limit` stamps: older
     /// ones can no longer change a decision.
     fn push(&mut self, now: u64, quota: Quota) {
-        let limit = usize::try_from(quota.limit.get()).unwrap_or(usize::MAX);
-        while self.stamps.len() >= limit {
+        if self.stamps.capacity() == 0 {
+            self.stamps
+                .reserve_exact(limit_len(quota).min(Self::INITIAL_CAPACITY));
+        }
+        while self.stamps.len() >= limit_len(quota) {
             self.stamps.pop_front();
         }
         self.stamps.push_back(now);
     }
 
-    /// No attempt of this log is live any more (judged by its last window).
-    fn is_idle(&self, now: u64) -> bool {
+    /// No attempt of this window is live any more.
+    fn is_idle(&self, now: u64, quota: Quota) -> bool {
         self.stamps
             .back()
-            .is_none_or(|&newest| age(now, newest) >= self.window)
+            .is_none_or(|&newest| age(now, newest) >= quota.window_nanos())
     }
 
-    /// Heap bytes owned by this log (see [`RateLimiter::approx_memory_bytes`]).
+    /// Heap bytes owned by this window (see
+    /// [`RateLimiter::approx_memory_bytes`]).
     fn heap_bytes(&self) -> usize {
         match self.stamps.capacity() {
             0 => 0,
@@ -443,139 +492,11 @@ impl Log {
     }
 }
 
-// ---- keys ------------------------------------------------------------------
-
-/// A tracked `(operation, key)` pair: both in one allocation, with the
-/// limiter's keyed hash of the pair stored alongside.
-///
-/// The hash is computed once per call (SipHash with a per-limiter random key,
-/// so nobody can force collisions) and serves both to pick the shard and as
-/// the table hash ([`PassThrough`]), instead of hashing the key three times.
-struct OwnedKey {
-    hash: u64,
-    /// `op` bytes followed by `key` bytes.
-    bytes: Box<[u8]>,
-    op_len: usize,
-}
-
-/// A pair as it arrives in a call; looks up an [`OwnedKey`] without
-/// allocating.
-struct BorrowedKey<'a> {
-    hash: u64,
-    op: &'a [u8],
-    key: &'a [u8],
-}
-
-/// The common view of owned and borrowed pairs that the tables hash and
-/// compare — the usual way to look up a composite owned key by borrowed parts
-/// with std's `HashMap` (`Borrow<dyn KeyView>`).
-trait KeyView {
-    fn hash64(&self) -> u64;
-    fn parts(&self) -> (&[u8], &[u8]);
-}
-
-impl KeyView for OwnedKey {
-    fn hash64(&self) -> u64 {
-        self.hash
-    }
-    fn parts(&self) -> (&[u8], &[u8]) {
-        // `op_len <= bytes.len()` by construction; `min` keeps this panic-free.
-        self.bytes.split_at(self.op_len.min(self.bytes.len()))
-    }
-}
-
-impl KeyView for BorrowedKey<'_> {
-    fn hash64(&self) -> u64 {
-        self.hash
-    }
-    fn parts(&self) -> (&[u8], &[u8]) {
-        (self.op, self.key)
-    }
-}
-
-impl Hash for dyn KeyView + '_ {
-    fn hash<H: Hasher>(&self, state: &mut H) {
-        state.write_u64(self.hash64());
-    }
-}
-
-impl PartialEq for dyn KeyView + '_ {
-    fn eq(&self, other: &Self) -> bool {
-        // Comparing the parts separately keeps ("ab", "c") ≠ ("a", "bc").
-        self.hash64() == other.hash64() && self.parts() == other.parts()
-    }
-}
-
-impl Eq for dyn KeyView + '_ {}
-
-impl<'a> Borrow<dyn KeyView + 'a> for OwnedKey {
-    fn borrow(&self) -> &(dyn KeyView + 'a) {
-        self
-    }
-}
-
-// `Hash`/`Eq` of the owned key must agree with those of `dyn KeyView`.
-impl Hash for OwnedKey {
-    fn hash<H: Hasher>(&self, state: &mut H) {
-        (self as &dyn KeyView).hash(state);
-    }
-}
-
-impl PartialEq for OwnedKey {
-    fn eq(&self, other: &Self) -> bool {
-        (self as &dyn KeyView) == (other as &dyn KeyView)
-    }
-}
-
-impl Eq for OwnedKey {}
-
-impl BorrowedKey<'_> {
-    fn to_owned_key(&self) -> OwnedKey {
-        let mut bytes = Vec::with_capacity(self.op.len() + self.key.len());
-        bytes.extend_from_slice(self.op);
-        bytes.extend_from_slice(self.key);
-        OwnedKey {
-            hash: self.hash,
-            bytes: bytes.into_boxed_slice(),
-            op_len: self.op.len(),
-        }
-    }
-}
-
-/// Table hasher for keys that carry their own (already keyed) hash: passes
-/// the `u64` written by [`KeyView`]'s `Hash` through unchanged.
-#[derive(Default)]
-struct PassThrough(u64);
-
-impl Hasher for PassThrough {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-    fn write_u64(&mut self, n: u64) {
-        self.0 = n;
-    }
-    fn write(&mut self, bytes: &[u8]) {
-        // Only `write_u64` is used by our keys; fold anything else (FNV-1a)
-        // so the hasher is still a hasher.
-        for &b in bytes {
-            self.0 = (self.0 ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
-        }
-    }
-}
-
-// ---- the limiter -----------------------------------------------------------
-
-/// One shard's table of per-key windows.
-type KeyMap = HashMap<OwnedKey, Log, BuildHasherDefault<PassThrough>>;
+// ---- the keyed limiter -------------------------------------------------------
 
 /// Number of key shards: a power of two comfortably above the number of
 /// scheduler threads that may call at once.
 const SHARDS: usize = 32;
-
-/// The shard index is taken from hash bits 52..57: std's table (hashbrown)
-/// uses the low bits for the bucket and the top 7 for its tag byte, so keys
-/// of one shard still spread over their table.
-const SHARD_SHIFT: u32 = 52;
 
 /// Assumed malloc bookkeeping per heap allocation, for the memory estimate.
 const ALLOC_OVERHEAD: usize = 16;
@@ -584,38 +505,87 @@ const ALLOC_OVERHEAD: usize = 16;
 /// false-share.
 #[repr(align(128))]
 #[derive(Default)]
-struct Shard(Mutex<KeyMap>);
+struct Shard(Mutex<HashMap<Box<[u8]>, Window>>);
 
-/// Whether a step records the attempt.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Mode {
-    /// Decide only.
-    Check,
-    /// Decide, and record if allowed.
-    CheckAndRecord,
-    /// Record whatever the decision.
-    Record,
+/// One window per key, all with the same quota, spread over [`SHARDS`]
+/// mutexes.
+struct Keyed {
+    quota: Quota,
+    /// Picks the shard; random per limiter, so that nobody can aim many keys
+    /// at one shard. (Each shard's table has its own random hasher.)
+    shard_hasher: RandomState,
+    shards: Box<[Shard]>,
 }
 
-impl Mode {
-    fn records(self, status: Status) -> bool {
-        match self {
-            Self::Check => false,
-            Self::CheckAndRecord => matches!(status, Status::Open { .. }),
-            Self::Record => true,
+impl Keyed {
+    fn new(quota: Quota) -> Self {
+        Self {
+            quota,
+            shard_hasher: RandomState::new(),
+            shards: (0..SHARDS).map(|_| Shard::default()).collect(),
         }
+    }
+
+    fn shard(&self, key: &[u8]) -> &Shard {
+        // Truncation is intended: the low bits pick the shard.
+        let index = self.shard_hasher.hash_one(key) as usize & (SHARDS - 1);
+        &self.shards[index]
+    }
+
+    /// The key's step, combined with `global` (locked inside the key's shard
+    /// lock: the one lock order).
+    fn step(&self, now: u64, mode: Mode, key: &[u8], global: Option<&Direct>) -> Status {
+        let mut windows = self.shard(key).0.lock();
+        let with_global = |key_status: Status| match global {
+            Some(global) => global.step(now, mode, key_status),
+            None => key_status,
+        };
+        if let Some(window) = windows.get_mut(key) {
+            return window.step(now, self.quota, mode, with_global);
+        }
+        // A new key is stored only if the attempt is recorded.
+        let mut window = Window::default();
+        let status = window.step(now, self.quota, mode, with_global);
+        if !window.stamps.is_empty() {
+            windows.insert(Box::from(key), window);
+        }
+        status
     }
 }
 
-/// An exact sliding-window rate limiter over `(operation, key)` pairs, with
-/// optional global windows per operation. See the [module docs](self).
+// ---- the direct (global) limiter ---------------------------------------------
+
+/// One window shared by every key.
+struct Direct {
+    quota: Quota,
+    window: Mutex<Window>,
+}
+
+impl Direct {
+    fn new(quota: Quota) -> Self {
+        Self {
+            quota,
+            window: Mutex::default(),
+        }
+    }
+
+    fn step(&self, now: u64, mode: Mode, others: Status) -> Status {
+        let quota = self.quota;
+        self.window
+            .lock()
+            .step(now, quota, mode, |mine| others.and(mine))
+    }
+}
+
+// ---- the limiter -----------------------------------------------------------
+
+/// An exact sliding-window rate limiter for one operation: a window per key
+/// and, optionally, a global window, with quotas fixed at construction. See
+/// the [module docs](self).
 pub struct RateLimiter<C: Clock = MonotonicClock> {
     clock: C,
-    /// Keyed hash of `(operation, key)`; random per limiter so that nobody can
-    /// aim many keys at one shard or one bucket.
-    hasher: RandomState,
-    shards: Box<[Shard]>,
-    global: Mutex<HashMap<Box<str>, Log>>,
+    keyed: Keyed,
+    global: Option<Direct>,
 }
 
 // A limiter is shared by reference across `catch_unwind` (rustler wraps every
@@ -630,26 +600,31 @@ impl<C: Clock + RefUnwindSafe> RefUnwindSafe for RateLimiter<C> {}
 impl<C: Clock> fmt::Debug for RateLimiter<C> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("RateLimiter")
-            .field("shards", &self.shards.len())
+            .field("quota", &self.keyed.quota)
+            .field("global_quota", &self.global_quota())
             .finish_non_exhaustive()
     }
 }
 
-impl Default for RateLimiter<MonotonicClock> {
-    fn default() -> Self {
-        Self::new(MonotonicClock::new())
-    }
-}
-
 impl<C: Clock> RateLimiter<C> {
-    /// An empty limiter reading time from `clock`.
-    pub fn new(clock: C) -> Self {
+    /// An empty limiter allowing `per_key` attempts per key and, if given,
+    /// `global` attempts across all keys, reading time from `clock`.
+    pub fn new(clock: C, per_key: Quota, global: Option<Quota>) -> Self {
         Self {
             clock,
-            hasher: RandomState::new(),
-            shards: (0..SHARDS).map(|_| Shard::default()).collect(),
-            global: Mutex::new(HashMap::new()),
+            keyed: Keyed::new(per_key),
+            global: global.map(Direct::new),
         }
+    }
+
+    /// The per-key quota.
+    pub fn quota(&self) -> Quota {
+        self.keyed.quota
+    }
+
+    /// The global quota, if any.
+    pub fn global_quota(&self) -> Option<Quota> {
+        self.global.as_ref().map(|global| global.quota)
     }
 
     /// The limiter's clock.
@@ -657,71 +632,90 @@ impl<C: Clock> RateLimiter<C> {
         &self.clock
     }
 
-    /// Whether an attempt on `key` for `op` would be allowed now, without
-    /// recording it. `global`, if given, is the operation's window across all
-    /// keys. Expired attempts are pruned as a side effect.
-    pub fn check(&self, op: &str, key: &[u8], quota: Quota, global: Option<Quota>) -> Decision {
-        self.step(Mode::Check, op, key, quota, global)
-    }
-
-    /// Records an attempt now in the key's window (and the global one, if
-    /// given) whatever the windows say — for attempts that must count even
-    /// though they were not gated. Only the newest `limit` attempts are kept.
-    pub fn record(&self, op: &str, key: &[u8], quota: Quota, global: Option<Quota>) {
-        self.step(Mode::Record, op, key, quota, global);
-    }
-
-    /// Checks and, if allowed, records the attempt — atomically: concurrent
-    /// callers on one key (or one global window) let exactly `limit` through.
+    /// Decides on an attempt now over the windows of `scope`, recording it
+    /// as `mode` says. Expired attempts are pruned as a side effect.
     ///
-    /// The attempt is refused if the key's window or the global one is full;
-    /// the refusal is not recorded in either, and its `retry_after` is the
-    /// longer of the two waits.
-    pub fn check_and_record(
-        &self,
-        op: &str,
-        key: &[u8],
-        quota: Quota,
-        global: Option<Quota>,
-    ) -> Decision {
-        self.step(Mode::CheckAndRecord, op, key, quota, global)
+    /// A denial's `retry_after` is the longer wait of the full windows;
+    /// an allowance's `remaining` is the smaller of the windows' remainders.
+    pub fn step(&self, mode: Mode, scope: Scope<'_>) -> Decision {
+        let now = self.now();
+        let status = match scope {
+            Scope::Key(key) => self.keyed.step(now, mode, key, None),
+            Scope::KeyAndGlobal(key) => self.keyed.step(now, mode, key, self.global.as_ref()),
+            Scope::Global => match &self.global {
+                Some(global) => global.step(now, mode, Status::UNLIMITED),
+                None => Status::UNLIMITED,
+            },
+        };
+        status.decision()
     }
 
-    /// Forgets every attempt on `key` for `op`; `true` if there were any.
-    pub fn reset(&self, op: &str, key: &[u8]) -> bool {
-        let (shard, pair) = self.locate(op, key);
-        shard.0.lock().remove(&pair as &dyn KeyView).is_some()
+    /// Forgets every attempt in the windows of `scope`; `true` if there was
+    /// any.
+    pub fn reset(&self, scope: Scope<'_>) -> bool {
+        let forget_key = |key: &[u8]| self.keyed.shard(key).0.lock().remove(key).is_some();
+        let forget_global = || {
+            self.global.as_ref().is_some_and(|global| {
+                let mut window = global.window.lock();
+                let had_any = !window.stamps.is_empty();
+                *window = Window::default();
+                had_any
+            })
+        };
+        match scope {
+            Scope::Key(key) => forget_key(key),
+            Scope::KeyAndGlobal(key) => forget_key(key) | forget_global(),
+            Scope::Global => forget_global(),
+        }
     }
 
-    /// Forgets the global window of `op`; `true` if it existed.
-    pub fn reset_global(&self, op: &str) -> bool {
-        self.global.lock().remove(op).is_some()
-    }
-
-    /// Drops every window (per key and global) whose newest attempt has left
-    /// the window it was last used with, and returns how many were dropped.
-    /// Call periodically: this is what keeps memory bounded.
+    /// Drops every key whose newest attempt has left the window, empties the
+    /// global window if it is idle, and returns how many windows were
+    /// dropped or emptied. Call periodically: this is what keeps memory
+    /// bounded.
     ///
     /// Locks one shard at a time, so a concurrent caller waits for at most one
     /// shard's scan (1/32 of the keys).
     pub fn sweep(&self) -> usize {
         let now = self.now();
+        let quota = self.keyed.quota;
         let mut removed = 0;
-        for shard in self.shards.iter() {
-            let mut keys = shard.0.lock();
-            removed += sweep_table(&mut keys, now);
+        for shard in self.keyed.shards.iter() {
+            let mut windows = shard.0.lock();
+            let before = windows.len();
+            windows.retain(|_, window| !window.is_idle(now, quota));
+            if windows.capacity() > 16 && windows.len() < windows.capacity() / 4 {
+                windows.shrink_to_fit();
+            }
+            removed += before - windows.len();
         }
-        removed + sweep_table(&mut self.global.lock(), now)
+        if let Some(global) = &self.global {
+            let mut window = global.window.lock();
+            if !window.stamps.is_empty() && window.is_idle(now, global.quota) {
+                *window = Window::default();
+                removed += 1;
+            }
+        }
+        removed
     }
 
-    /// The number of windows tracked: keys of every operation plus global
-    /// windows.
+    /// The number of windows holding attempts: every key tracked, plus the
+    /// global window when it holds any.
     pub fn len(&self) -> usize {
-        let keys: usize = self.shards.iter().map(|shard| shard.0.lock().len()).sum();
-        keys + self.global.lock().len()
+        let keys: usize = self
+            .keyed
+            .shards
+            .iter()
+            .map(|shard| shard.0.lock().len())
+            .sum();
+        let global = self
+            .global
+            .as_ref()
+            .is_some_and(|global| !global.window.lock().stamps.is_empty());
+        keys + usize::from(global)
     }
 
-    /// Whether no window is tracked.
+    /// Whether no window holds an attempt.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
@@ -729,145 +723,32 @@ impl<C: Clock> RateLimiter<C> {
     /// An **estimate** of the memory the limiter holds, in bytes, for
     /// monitoring the effect of [`sweep`](Self::sweep).
     ///
-    /// Counts the limiter itself; each hash table's capacity × (entry size +
-    /// one control byte); each key's and operation name's bytes; each log's
-    /// timestamp capacity × 8; and a nominal 16 bytes of allocator bookkeeping
-    /// per heap allocation. Allocator rounding, fragmentation and the table's
-    /// spare buckets beyond its usable capacity are not visible from here, so
-    /// the real figure is somewhat higher.
+    /// Counts the limiter itself; each shard table's capacity × (entry size +
+    /// one control byte); each key's bytes; each window's timestamp capacity
+    /// × 8; and a nominal 16 bytes of allocator bookkeeping per heap
+    /// allocation. Allocator rounding, fragmentation and the table's spare
+    /// buckets beyond its usable capacity are not visible from here, so the
+    /// real figure is somewhat higher.
     pub fn approx_memory_bytes(&self) -> usize {
-        let mut total = size_of::<Self>() + self.shards.len() * size_of::<Shard>();
-        for shard in self.shards.iter() {
-            let keys = shard.0.lock();
-            total += table_bytes(&keys);
-            total += keys
+        let mut total = size_of::<Self>() + self.keyed.shards.len() * size_of::<Shard>();
+        for shard in self.keyed.shards.iter() {
+            let windows = shard.0.lock();
+            total += match windows.capacity() {
+                0 => 0,
+                cap => cap * (size_of::<(Box<[u8]>, Window)>() + 1) + ALLOC_OVERHEAD,
+            };
+            total += windows
                 .iter()
-                .map(|(key, log)| heap_bytes(key.bytes.len()) + log.heap_bytes())
+                .map(|(key, window)| key.len() + ALLOC_OVERHEAD + window.heap_bytes())
                 .sum::<usize>();
         }
-        let global = self.global.lock();
-        total += table_bytes(&global);
-        total += global
-            .iter()
-            .map(|(op, log)| heap_bytes(op.len()) + log.heap_bytes())
-            .sum::<usize>();
+        if let Some(global) = &self.global {
+            total += size_of::<Direct>() + global.window.lock().heap_bytes();
+        }
         total
     }
 
-    // ---- internals ---------------------------------------------------------
-
     fn now(&self) -> u64 {
         saturating_nanos(self.clock.now())
-    }
-
-    /// The pair's shard and lookup key.
-    fn locate<'a>(&self, op: &'a str, key: &'a [u8]) -> (&Shard, BorrowedKey<'a>) {
-        // Hashing the two slices as a tuple length-prefixes them, so
-        // ("ab", "c") and ("a", "bc") hash apart.
-        let hash = self.hasher.hash_one((op, key));
-        // Truncation is intended: five bits picked from the 64.
-        let index = (hash >> SHARD_SHIFT) as usize & (SHARDS - 1);
-        let pair = BorrowedKey {
-            hash,
-            op: op.as_bytes(),
-            key,
-        };
-        (&self.shards[index], pair)
-    }
-
-    /// The one body behind `check`, `record` and `check_and_record`.
-    ///
-    /// Lock order: key shard, then global. The clock is read before either.
-    fn step(
-        &self,
-        mode: Mode,
-        op: &str,
-        key: &[u8],
-        quota: Quota,
-        global: Option<Quota>,
-    ) -> Decision {
-        let now = self.now();
-        let (shard, pair) = self.locate(op, key);
-        let mut keys = shard.0.lock();
-
-        // Existing key: decide and record in place, no allocation.
-        if let Some(log) = keys.get_mut(&pair as &dyn KeyView) {
-            log.prune(now, quota);
-            let status = self.with_global(mode, now, op, log.status(now, quota), global);
-            if mode.records(status) {
-                log.push(now, quota);
-            }
-            return status.decision();
-        }
-
-        // New key: its own window is empty, so only the global one can refuse;
-        // the key is stored only if the attempt is recorded.
-        let status = self.with_global(mode, now, op, Status::empty(quota), global);
-        if mode.records(status) {
-            let mut log = Log::new(quota);
-            log.push(now, quota);
-            keys.insert(pair.to_owned_key(), log);
-        }
-        status.decision()
-    }
-
-    /// Combines the key's `status` with the global window of `op` (if a global
-    /// quota is given), recording in the global window when `mode` says so.
-    /// Called with the key's shard locked.
-    fn with_global(
-        &self,
-        mode: Mode,
-        now: u64,
-        op: &str,
-        key_status: Status,
-        global: Option<Quota>,
-    ) -> Status {
-        let Some(quota) = global else {
-            return key_status;
-        };
-        let mut logs = self.global.lock();
-        if let Some(log) = logs.get_mut(op) {
-            log.prune(now, quota);
-            let status = key_status.and(log.status(now, quota));
-            if mode.records(status) {
-                log.push(now, quota);
-            }
-            return status;
-        }
-        let status = key_status.and(Status::empty(quota));
-        if mode.records(status) {
-            let mut log = Log::new(quota);
-            log.push(now, quota);
-            logs.insert(Box::from(op), log);
-        }
-        status
-    }
-}
-
-/// Removes the idle logs of one table, gives memory back if most entries
-/// went, and returns how many were removed.
-fn sweep_table<K: Eq + Hash, S: BuildHasher>(table: &mut HashMap<K, Log, S>, now: u64) -> usize {
-    let before = table.len();
-    table.retain(|_, log| !log.is_idle(now));
-    if table.capacity() > 16 && table.len() < table.capacity() / 4 {
-        table.shrink_to_fit();
-    }
-    before - table.len()
-}
-
-/// Estimated bytes of a std `HashMap`'s table: capacity × (entry + 1 control
-/// byte), plus one allocation's bookkeeping.
-fn table_bytes<K, V, S>(map: &HashMap<K, V, S>) -> usize {
-    match map.capacity() {
-        0 => 0,
-        cap => cap * (size_of::<(K, V)>() + 1) + ALLOC_OVERHEAD,
-    }
-}
-
-/// Estimated bytes of a boxed string or byte slice's heap part.
-fn heap_bytes(len: usize) -> usize {
-    match len {
-        0 => 0,
-        len => len + ALLOC_OVERHEAD,
     }
 }

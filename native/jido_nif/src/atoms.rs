@@ -17,6 +17,12 @@ rustler::atoms! {
     other,
     io_error,
     rate_limit_exceeded,
+    check,
+    check_and_record,
+    record,
+    key,
+    key_and_global,
+    global,
     keys,
     memory_bytes,
 }

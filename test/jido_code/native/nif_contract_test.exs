@@ -3,10 +3,10 @@ defmodule JidoCode.Native.NifContractTest do
 
   alias JidoCode.Native
 
-  @nifs Native.__info__(:functions) -- [load_nif: 0, limiter_new: 0]
+  @nifs Native.__info__(:functions) -- [load_nif: 0]
 
   test "the NIF library is loaded (no stub answers :nif_not_loaded)" do
-    assert is_reference(Native.limiter_new())
+    assert is_reference(Native.limiter_new({1, 1000}, nil))
   end
 
   test "every NIF raises ArgumentError for arguments of the wrong type, and the VM stays up" do
@@ -24,7 +24,7 @@ defmodule JidoCode.Native.NifContractTest do
     {:ok, {key, _, _}} = key_in_tmp()
     # Under a regular file, so nothing can be created there by accident.
     nowhere = Path.join(__ENV__.file, "nowhere")
-    limiter = Native.limiter_new()
+    limiter = Native.limiter_new({1, 10}, nil)
 
     calls = [
       fn -> Native.json_decode(garbage, 64) end,
@@ -49,7 +49,7 @@ defmodule JidoCode.Native.NifContractTest do
       assert {:error, _} = call.()
     end
 
-    assert {:ok, _} = Native.limiter_check_and_record(limiter, "op", garbage, {1, 10}, nil)
+    assert {:ok, _} = Native.limiter_step(limiter, :check_and_record, {:key, garbage})
   end
 
   defp key_in_tmp do

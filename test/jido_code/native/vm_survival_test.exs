@@ -53,12 +53,12 @@ defmodule JidoCode.Native.VmSurvivalTest do
 
     # Was: 185–770 ms on a normal scheduler, and a copy of the key kept.
     test "the limiter refuses a 400 MB key at once and keeps nothing of it" do
-      limiter = Native.limiter_new()
+      limiter = Native.limiter_new({5, 60_000}, nil)
       key = :binary.copy("k", 400 * @mib)
 
       {micros, result} =
         :timer.tc(fn ->
-          Native.limiter_check_and_record(limiter, "resume", key, {5, 60_000}, nil)
+          Native.limiter_step(limiter, :check_and_record, {:key, key})
         end)
 
       assert {:error, {:key_too_large, size}} = result

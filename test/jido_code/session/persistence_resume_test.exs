@@ -19,12 +19,18 @@ defmodule JidoCode.Session.PersistenceResumeTest do
 
   test "regression: resumes of ids with no session file used up the global limit and locked out a real resume" do
     previous = Application.get_env(:jido_code, :global_rate_limits)
-    on_exit(fn -> Application.put_env(:jido_code, :global_rate_limits, previous) end)
+
+    on_exit(fn ->
+      Application.put_env(:jido_code, :global_rate_limits, previous)
+      :ok = RateLimit.reconfigure()
+    end)
 
     Application.put_env(:jido_code, :global_rate_limits,
       resume: [limit: 20, window_seconds: 60],
       resume_unknown_id: [limit: 20, window_seconds: 60]
     )
+
+    :ok = RateLimit.reconfigure()
 
     for op <- [:resume, :resume_unknown_id], do: RateLimit.reset_global(op)
     on_exit(fn -> for op <- [:resume, :resume_unknown_id], do: RateLimit.reset_global(op) end)

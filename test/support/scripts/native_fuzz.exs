@@ -136,8 +136,8 @@ defmodule JidoCode.NativeFuzz do
     home = Path.join(dir, "home")
     File.mkdir_p!(home)
     File.chmod!(home, 0o700)
-    limiter = Native.limiter_new()
     quota = {5, 60_000}
+    limiter = Native.limiter_new(quota, quota)
 
     [
       json_decode: [json, 64],
@@ -176,10 +176,9 @@ defmodule JidoCode.NativeFuzz do
       beneath_write: [pin, "file.txt", json],
       beneath_list: [pin, "."],
       beneath_stat: [pin, "file.txt"],
-      limiter_check_and_record: [limiter, "resume", "key", quota, quota],
-      limiter_check: [limiter, "resume", "key", quota, nil],
-      limiter_record: [limiter, "resume", "key", quota, quota],
-      limiter_reset: [limiter, "resume", "key"],
+      limiter_new: [quota, quota],
+      limiter_step: [limiter, :check_and_record, {:key_and_global, "key"}],
+      limiter_reset: [limiter, {:key, "key"}],
       limiter_sweep: [limiter],
       limiter_info: [limiter]
     ]

@@ -595,7 +595,7 @@ defmodule JidoCode.Session.Persistence.Inspection do
              do: RateLimit.check_and_record_global(:resume_unknown_id)
       end
 
-    with :ok <- result, do: {:ok, Config.rate_limit(:resume), state}
+    with :ok <- result, do: {:ok, RateLimit.quotas(:resume).key, state}
   end
 
   # The same windows, read without recording.
@@ -605,7 +605,7 @@ defmodule JidoCode.Session.Persistence.Inspection do
 
       with :ok <- RateLimit.check_rate_limit(:resume, state.id),
            :ok <- RateLimit.check_global_rate_limit(global),
-           do: {:ok, Config.rate_limit(:resume), state}
+           do: {:ok, RateLimit.quotas(:resume).key, state}
     else
       {:not_checked, :application_not_running}
     end
