@@ -22,7 +22,7 @@ defmodule JidoBench.Report do
      "`{:error, {:unsupported_term, \"nesting too deep\"}}`; every NIF survives the child-VM fuzz (`vm_survival_test.exs`)"},
     {"`session_save/5` of a 2,000-deep map", "SIGSEGV, VM exit status 139",
      "`{:error, {:unsupported_term, \"nesting too deep\"}}`"},
-    {"`limiter_check_and_record/5` with a 400 MB key",
+    {"a limiter NIF call with a 400 MB key",
      "300–746 ms on a normal scheduler, 400 MiB kept in the limiter",
      "< 1 ms, `{:error, {:key_too_large, 419430400}}`, nothing kept; `RateLimit` hashes keys over 128 bytes"},
     {"`[18446744073709551617]`, `[-9223372036854775809]`, a 301-digit literal",
@@ -333,11 +333,11 @@ defmodule JidoBench.Report do
 
   defp cause({:rate, rl}, r) do
     raw = r.rate.raw.single
-    cfg = stage(r.wrapper, "`Config.rate_limit/1`")
+    lookup = stage(r.wrapper, "`RateLimit.quotas/1`")
 
     "public #{ns(rl.allowed.median)} / #{ns(rl.denied.median)} (allowed / refused) vs the raw NIF " <>
-      "#{ns(raw.allowed.median)} / #{ns(raw.denied.median)}: the wrapper reads both quotas from " <>
-      "the application env on every call (#{ns(cfg)} for the two lookups)."
+      "#{ns(raw.allowed.median)} / #{ns(raw.denied.median)}: the wrapper finds the operation's " <>
+      "limiter in `:persistent_term` and tags the key (#{ns(lookup)} for the lookup)."
   end
 
   defp cause({:sched, _}, r) do
@@ -666,7 +666,7 @@ defmodule JidoBench.Report do
     rows =
       for {name, label} <- [
             public: "native `RateLimit.check_and_record/2`",
-            raw: "raw `Native.limiter_check_and_record/5`",
+            raw: "raw `Native.limiter_step/3`",
             baseline: "baseline ETS list"
           ] do
         v = Map.fetch!(r.rate, name)

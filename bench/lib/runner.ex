@@ -529,12 +529,9 @@ defmodule JidoBench.Runner do
        )},
       {"`Native.remove_stale_temp_files/2` (save)",
        native_time(:remove_stale_temp_files, [dir, name], opts)},
-      {"`Config.rate_limit/1` + `Config.global_rate_limit/1` (rate limit)",
+      {"`RateLimit.quotas/1` (the rate limit wrapper's limiter lookup)",
        Measure.time(
-         fn ->
-           JidoCode.Config.rate_limit(:bench)
-           JidoCode.Config.global_rate_limit(:bench)
-         end,
+         fn -> %{key: _} = JidoCode.RateLimit.quotas(:bench) end,
          Keyword.put(opts, :inner, 5_000)
        )}
     ]
@@ -716,14 +713,14 @@ defmodule JidoBench.Runner do
   defp bench_rate_limit(opts) do
     log("rate limit")
     {_small, medium, _large} = opts.runs
-    limiter = Native.limiter_new()
+    limiter = Native.limiter_new(@rl_quota, nil)
     table = Baseline.limiter_new()
     {limit, window_ms} = @rl_quota
 
     variants = [
       public: fn key -> JidoCode.RateLimit.check_and_record(:bench, key) end,
       raw: fn key ->
-        Native.limiter_check_and_record(limiter, "bench", <<0, key::binary>>, @rl_quota, nil)
+        Native.limiter_step(limiter, :check_and_record, {:key, <<0, key::binary>>})
       end,
       baseline: fn key -> Baseline.check_and_record(table, :bench, key, limit, window_ms) end
     ]

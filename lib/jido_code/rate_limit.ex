@@ -182,8 +182,8 @@ defmodule JidoCode.RateLimit do
   @doc "Forgets every attempt on `key` for `operation` (the global window is kept)."
   @spec reset(atom(), term(), server()) :: :ok
   def reset(operation, key, server \\ __MODULE__) when is_atom(operation) do
-    {limiter, native_key} = limiter!(server, operation, key)
-    :ok = Native.limiter_reset(limiter.ref, {:key, native_key})
+    limiter = limiter!(server, operation)
+    :ok = Native.limiter_reset(limiter.ref, {:key, native_key(limiter, operation, key)})
   end
 
   @doc """
@@ -214,8 +214,7 @@ defmodule JidoCode.RateLimit do
   @doc "Forgets the operation's global window."
   @spec reset_global(atom(), server()) :: :ok
   def reset_global(operation, server \\ __MODULE__) when is_atom(operation) do
-    {limiter, _key} = limiter!(server, operation, nil)
-    :ok = Native.limiter_reset(limiter.ref, :global)
+    :ok = Native.limiter_reset(limiter!(server, operation).ref, :global)
   end
 
   @doc """
@@ -224,8 +223,7 @@ defmodule JidoCode.RateLimit do
   """
   @spec quotas(atom(), server()) :: %{key: Config.quota(), global: Config.quota() | nil}
   def quotas(operation, server \\ __MODULE__) when is_atom(operation) do
-    {limiter, _key} = limiter!(server, operation, nil)
-    Map.take(limiter, [:key, :global])
+    server |> limiter!(operation) |> Map.take([:key, :global])
   end
 
   @doc """
@@ -268,8 +266,10 @@ defmodule JidoCode.RateLimit do
   # (`:key`), the key's and the global one in one step (`:key_and_global`),
   # or the global one alone (`:global`).
   defp run(mode, scope, operation, key, server) do
-    {limiter, native_key} = limiter!(server, operation, key)
-    native_scope = if scope == :global, do: :global, else: {scope, native_key}
+    limiter = limiter!(server, operation)
+
+    native_scope =
+      if scope == :global, do: :global, else: {scope, native_key(limiter, operation, key)}
 
     case {mode, Native.limiter_step(limiter.ref, mode, native_scope)} do
       {:record, _recorded} ->
@@ -295,17 +295,16 @@ defmodule JidoCode.RateLimit do
     )
   end
 
-  # The operation's own limiter and the key as it knows it; an operation
-  # without quotas of its own shares the default limiter, where the key is
-  # tagged with the operation.
-  defp limiter!(server, operation, key) do
-    entry = entry!(server)
-
-    case Map.fetch(entry.operations, operation) do
-      {:ok, limiter} -> {limiter, encode_key(key)}
-      :error -> {entry.default, encode_key({operation, key})}
-    end
+  # The operation's own limiter; an operation without quotas of its own
+  # shares the default one.
+  defp limiter!(server, operation) do
+    %{operations: operations, default: default} = entry!(server)
+    Map.get(operations, operation, default)
   end
+
+  # In the shared default limiter a key is tagged with its operation.
+  defp native_key(%{shared?: true}, operation, key), do: encode_key({operation, key})
+  defp native_key(_own, _operation, key), do: encode_key(key)
 
   defp limiters(%{operations: operations, default: default}),
     do: [default | Map.values(operations)]
@@ -336,13 +335,15 @@ defmodule JidoCode.RateLimit do
       end)
 
     default = limiter(previous && previous.default, Config.default_rate_limit(), nil)
-    %{operations: operations, default: default}
+    %{operations: operations, default: %{default | shared?: true}}
   end
 
   defp limiter(%{key: key, global: global} = kept, key, global), do: kept
 
-  defp limiter(_changed_or_new, key, global),
-    do: %{ref: Native.limiter_new(to_native(key), to_native(global)), key: key, global: global}
+  defp limiter(_changed_or_new, key, global) do
+    ref = Native.limiter_new(to_native(key), to_native(global))
+    %{ref: ref, key: key, global: global, shared?: false}
+  end
 
   defp to_native(nil), do: nil
   defp to_native(%{limit: limit, window_ms: window_ms}), do: {limit, window_ms}
