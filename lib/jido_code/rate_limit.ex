@@ -176,7 +176,7 @@ defmodule JidoCode.RateLimit do
   """
   @spec record_attempt(atom(), term(), server()) :: :ok
   def record_attempt(operation, key, server \\ __MODULE__) when is_atom(operation) do
-    run(:record, :key, operation, key, server)
+    record(:key, operation, key, server)
   end
 
   @doc "Forgets every attempt on `key` for `operation` (the global window is kept)."
@@ -208,7 +208,7 @@ defmodule JidoCode.RateLimit do
   @doc "Records an attempt in the operation's global window only."
   @spec record_global_attempt(atom(), server()) :: :ok
   def record_global_attempt(operation, server \\ __MODULE__) when is_atom(operation) do
-    run(:record, :global, operation, nil, server)
+    record(:global, operation, nil, server)
   end
 
   @doc "Forgets the operation's global window."
@@ -266,23 +266,30 @@ defmodule JidoCode.RateLimit do
   # (`:key`), the key's and the global one in one step (`:key_and_global`),
   # or the global one alone (`:global`).
   defp run(mode, scope, operation, key, server) do
+    case step(mode, scope, operation, key, server) do
+      {:ok, _remaining} ->
+        :ok
+
+      {:error, {:rate_limit_exceeded, seconds}} ->
+        subject = if scope == :global, do: :global, else: {:key, key}
+        log_refusal(operation, subject, seconds)
+        {:error, :rate_limit_exceeded, seconds}
+    end
+  end
+
+  # Counted whatever the windows say, so their verdict is of no use here.
+  defp record(scope, operation, key, server) do
+    _verdict = step(:record, scope, operation, key, server)
+    :ok
+  end
+
+  defp step(mode, scope, operation, key, server) do
     limiter = limiter!(server, operation)
 
     native_scope =
       if scope == :global, do: :global, else: {scope, native_key(limiter, operation, key)}
 
-    case {mode, Native.limiter_step(limiter.ref, mode, native_scope)} do
-      {:record, _recorded} ->
-        :ok
-
-      {_mode, {:ok, _remaining}} ->
-        :ok
-
-      {_mode, {:error, {:rate_limit_exceeded, seconds}}} ->
-        subject = if scope == :global, do: :global, else: {:key, key}
-        log_refusal(operation, subject, seconds)
-        {:error, :rate_limit_exceeded, seconds}
-    end
+    Native.limiter_step(limiter.ref, mode, native_scope)
   end
 
   defp log_refusal(operation, subject, seconds) do
