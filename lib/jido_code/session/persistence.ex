@@ -311,18 +311,16 @@ defmodule JidoCode.Session.Persistence do
   end
 
   defp check_document_id(document, session_id) do
-    case Map.get(document, :id, Map.get(document, "id")) do
+    case document["id"] do
       ^session_id -> :ok
       _other -> {:error, :session_id_mismatch}
     end
   end
 
   defp canonicalize_project_path(document) do
-    key = if Map.has_key?(document, :project_path), do: :project_path, else: "project_path"
-
-    with path when is_binary(path) <- Map.get(document, key),
+    with path when is_binary(path) <- document["project_path"],
          {:ok, canonical} <- Security.canonical_project_path(path) do
-      Map.put(document, key, canonical)
+      %{document | "project_path" => canonical}
     else
       # A project directory that is gone is stored as given; resume will
       # refuse it with a precise error.
@@ -335,29 +333,22 @@ defmodule JidoCode.Session.Persistence do
   # into its place. A directory that cannot be pinned now keeps the binding
   # the document already carried.
   defp bind_project_identity(document) do
-    {path_key, id_key, other_id_key} = project_keys(document)
-    current = Map.get(document, id_key, Map.get(document, other_id_key))
-    path = Map.get(document, path_key)
+    path = document["project_path"]
 
     case Security.project_identity(path) do
       {:ok, identity} -> put_project(document, path, identity)
-      {:error, _} -> put_project(document, path, if(is_binary(current), do: current))
+      {:error, _} -> put_project(document, path, document["project_dir_id"])
     end
   end
 
-  # Sets the project path and directory identity (`nil`: none) in the key
-  # style the document already uses.
+  # Sets the project path and directory identity (`nil` or a non-string:
+  # none) of a document.
   defp put_project(document, path, identity) do
-    {path_key, id_key, other_id_key} = project_keys(document)
-    document = document |> Map.delete(other_id_key) |> Map.put(path_key, path)
+    document = Map.put(document, "project_path", path)
 
-    if identity, do: Map.put(document, id_key, identity), else: Map.delete(document, id_key)
-  end
-
-  defp project_keys(document) do
-    if Map.has_key?(document, :project_path),
-      do: {:project_path, :project_dir_id, "project_dir_id"},
-      else: {"project_path", "project_dir_id", :project_dir_id}
+    if is_binary(identity),
+      do: Map.put(document, "project_dir_id", identity),
+      else: Map.delete(document, "project_dir_id")
   end
 
   # Counts the files that are sessions (as the listing sees them: junk named

@@ -80,21 +80,37 @@ defmodule JidoCode.Session.Persistence.Serialization do
   defp put_present(map, key, value), do: Map.put(map, key, value)
 
   @doc """
-  Normalises a persisted map for the native encoder: timestamps become ISO
-  8601 strings at the places the schema has them; everything else is passed
-  through (the encoder accepts atom or string keys and encodes atoms such as
-  `:user` as strings).
+  Normalises a persisted map into a document, the shape the file has: string
+  keys (in the session and in each message), timestamps as ISO 8601 strings
+  where the schema has them; values are passed through (the encoder encodes
+  atoms such as `:user` as strings).
+
+  A map holding one key both as an atom and as a string keeps both, so the
+  encoder refuses it (`{:unsupported_term, _}`) rather than one value being
+  dropped silently.
   """
   @spec to_document(map()) :: map()
   def to_document(persisted) when is_map(persisted) do
-    Map.new(persisted, fn {key, value} -> {key, document_member(key_name(key), value)} end)
+    persisted
+    |> string_keys()
+    |> Map.new(fn {key, value} -> {key, document_member(key, value)} end)
   end
 
   # Keys other than atoms and strings are left for the native encoder, which
   # refuses them with `{:unsupported_term, _}`.
-  defp key_name(key) when is_atom(key), do: Atom.to_string(key)
-  defp key_name(key) when is_binary(key), do: key
-  defp key_name(_key), do: nil
+  defp string_keys(map) do
+    Enum.reduce(map, map, fn
+      {key, value}, acc when is_atom(key) and key not in [nil, true, false] ->
+        string = Atom.to_string(key)
+
+        if Map.has_key?(map, string),
+          do: acc,
+          else: acc |> Map.delete(key) |> Map.put(string, value)
+
+      _other, acc ->
+        acc
+    end)
+  end
 
   defp document_member(key, value) when key in ~w(created_at updated_at closed_at),
     do: format_timestamp(value)
@@ -111,11 +127,12 @@ defmodule JidoCode.Session.Persistence.Serialization do
 
   defp update_timestamps(tail), do: tail
 
-  defp update_timestamp(%{timestamp: ts} = message),
-    do: %{message | timestamp: format_timestamp(ts)}
-
-  defp update_timestamp(%{"timestamp" => ts} = message) when is_map(message),
-    do: %{message | "timestamp" => format_timestamp(ts)}
+  defp update_timestamp(message) when is_map(message) do
+    case string_keys(message) do
+      %{"timestamp" => ts} = message -> %{message | "timestamp" => format_timestamp(ts)}
+      message -> message
+    end
+  end
 
   defp update_timestamp(message), do: message
 

@@ -94,4 +94,35 @@ defmodule JidoCode.Session.Persistence.SerializationTest do
                "active_form" => "b"
              })
   end
+
+  describe "to_document/1: one key shape, the file's" do
+    test "atom keys of the session and of each message become strings; timestamps ISO 8601" do
+      at = ~U[2026-01-02 03:04:05Z]
+
+      document =
+        Serialization.to_document(%{
+          :id => "s",
+          "name" => "n",
+          :created_at => at,
+          :conversation => [%{role: :user, timestamp: at}, %{"timestamp" => at}]
+        })
+
+      assert document == %{
+               "id" => "s",
+               "name" => "n",
+               "created_at" => "2026-01-02T03:04:05Z",
+               "conversation" => [
+                 %{"role" => :user, "timestamp" => "2026-01-02T03:04:05Z"},
+                 %{"timestamp" => "2026-01-02T03:04:05Z"}
+               ]
+             }
+    end
+
+    test "a key given both as an atom and as a string is kept twice, so the encoder refuses it" do
+      document = Serialization.to_document(%{:id => "a", "id" => "b"})
+      assert document == %{:id => "a", "id" => "b"}
+
+      assert {:error, {:unsupported_term, _}} = JidoCode.Native.json_encode(document, false, 64)
+    end
+  end
 end
