@@ -67,7 +67,7 @@ use std::marker::PhantomData;
 
 use serde::de::{self, DeserializeSeed, MapAccess, SeqAccess, Visitor};
 
-use crate::canonical::{self, Buffered, Sink};
+use crate::emit::{self, Buffered, FloatStyle, Sink};
 use crate::{Error, Result};
 
 /// Largest accepted nesting depth.
@@ -1006,11 +1006,11 @@ fn write_value<T: AsRef<str>, S: Sink>(
         Node::Null => out.put(b"null"),
         Node::Bool(true) => out.put(b"true"),
         Node::Bool(false) => out.put(b"false"),
-        Node::Integer(i) => canonical::write_integer(*i, out)?,
-        Node::Float(f) => canonical::write_float(*f, canonical::FloatStyle::Loadable, out)?,
-        Node::String(s) => canonical::write_str(s.as_ref(), out)?,
+        Node::Integer(i) => emit::write_integer(*i, out)?,
+        Node::Float(f) => emit::write_float(*f, FloatStyle::Loadable, out)?,
+        Node::String(s) => emit::write_str(s.as_ref(), out)?,
         Node::Array(items) => {
-            let depth = canonical::enter(depth)?;
+            let depth = emit::enter(depth)?;
             out.put_byte(b'[');
             for (i, item) in items.iter().enumerate() {
                 separator(out, layout, depth, i == 0);
@@ -1020,11 +1020,11 @@ fn write_value<T: AsRef<str>, S: Sink>(
             close(out, layout, depth, items.is_empty(), b']');
         }
         Node::Object(members) => {
-            let depth = canonical::enter(depth)?;
+            let depth = emit::enter(depth)?;
             out.put_byte(b'{');
             for (i, (key, item)) in members.iter().enumerate() {
                 separator(out, layout, depth, i == 0);
-                canonical::write_str(key.as_ref(), out)?;
+                emit::write_str(key.as_ref(), out)?;
                 out.put(match layout {
                     Layout::Compact => b":",
                     Layout::Pretty => b": ",
@@ -1493,7 +1493,7 @@ pub(crate) fn duplicate_key(key: &str) -> String {
     }
     let mut quoted = Vec::with_capacity(cut + 2);
     // Writing into a Vec cannot fail.
-    let _ = canonical::write_str(&key[..cut], &mut quoted);
+    let _ = emit::write_str(&key[..cut], &mut quoted);
     let ellipsis = if cut < key.len() { "…" } else { "" };
     format!(
         "duplicate key {}{ellipsis}",

@@ -7,6 +7,7 @@
 //! |---|---|
 //! | [`json`] | strict JSON document model: depth limit, duplicate-key refusal |
 //! | [`canonical`] | RFC 8785 (JCS) canonical bytes |
+//! | `emit` (private) | what both writers share: output buffering, the depth guard, numbers and strings |
 //! | [`signing`] | HKDF key derivation, HMAC-SHA256 sign/verify, `key_id` |
 //! | [`machine_secret`] | race-free creation and checking of the 32-byte secret |
 //! | [`bounded_read`] | size-gated reads that never follow links or block |
@@ -32,6 +33,7 @@ pub mod atomic_write;
 pub mod beneath;
 pub mod bounded_read;
 pub mod canonical;
+mod emit;
 pub mod error;
 pub mod json;
 pub mod listing;
