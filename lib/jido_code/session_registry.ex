@@ -63,7 +63,7 @@ defmodule JidoCode.SessionRegistry do
   """
   @spec start_link(keyword()) :: GenServer.on_start()
   def start_link(opts \\ []) do
-    Keyword.validate!(opts, [])
+    [] = Keyword.validate!(opts, [])
     GenServer.start_link(__MODULE__, :ok, name: __MODULE__)
   end
 

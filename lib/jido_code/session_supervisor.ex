@@ -38,7 +38,7 @@ defmodule JidoCode.SessionSupervisor do
   """
   @spec start_link(keyword()) :: Supervisor.on_start()
   def start_link(opts \\ []) do
-    Keyword.validate!(opts, [])
+    [] = Keyword.validate!(opts, [])
     DynamicSupervisor.start_link(__MODULE__, :ok, name: __MODULE__)
   end
 
