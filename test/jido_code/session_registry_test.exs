@@ -200,18 +200,4 @@ defmodule JidoCode.SessionRegistryTest do
     # The project can be opened again.
     assert {:ok, _} = SessionSupervisor.create_session(project_path: session.project_path)
   end
-
-  test "the registry is a singleton: start_link takes no :name and a second start finds the first" do
-    registry = Process.whereis(SessionRegistry)
-    assert is_pid(registry)
-
-    for opts <- [[name: :another_registry], [name: SessionRegistry], [table: :t]] do
-      assert_raise ArgumentError, ~r/unknown keys/, fn -> SessionRegistry.start_link(opts) end
-    end
-
-    assert Process.whereis(:another_registry) == nil
-    assert :ets.whereis(:another_registry) == :undefined
-    assert SessionRegistry.start_link([]) == {:error, {:already_started, registry}}
-    assert SessionRegistry.start_link() == {:error, {:already_started, registry}}
-  end
 end

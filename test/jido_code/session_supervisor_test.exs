@@ -231,16 +231,4 @@ defmodule JidoCode.SessionSupervisorTest do
     assert SessionSupervisor.list_session_pids() == []
     assert SessionRegistry.count() == 0
   end
-
-  test "the supervisor is a singleton: start_link takes no :name and a second start finds the first" do
-    supervisor = Process.whereis(SessionSupervisor)
-    assert is_pid(supervisor)
-
-    assert_raise ArgumentError, ~r/unknown keys \[:name\]/, fn ->
-      SessionSupervisor.start_link(name: :another_supervisor)
-    end
-
-    assert Process.whereis(:another_supervisor) == nil
-    assert SessionSupervisor.start_link([]) == {:error, {:already_started, supervisor}}
-  end
 end

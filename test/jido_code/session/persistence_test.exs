@@ -268,16 +268,4 @@ defmodule JidoCode.Session.PersistenceTest do
   defp message(content) do
     %{id: uuid(), role: :user, content: content, timestamp: DateTime.utc_now()}
   end
-
-  test "the store's server is a singleton: start_link takes no options and a second start finds the first" do
-    server = Process.whereis(Server)
-    assert is_pid(server)
-
-    assert_raise ArgumentError, ~r/unknown keys \[:name\]/, fn ->
-      Server.start_link(name: :another_server)
-    end
-
-    assert Process.whereis(:another_server) == nil
-    assert Server.start_link([]) == {:error, {:already_started, server}}
-  end
 end
