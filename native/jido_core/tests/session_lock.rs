@@ -57,6 +57,11 @@ fn n_on_disk(path: &Path) -> i64 {
     n_of(&session::load(path, &key(), Limits::default(), UnsignedFiles::Accept).unwrap())
 }
 
+/// [`LockedSession::load`] with the default limits, unsigned files accepted.
+fn load(locked: &mut LockedSession) -> jido_core::Result<session::Loaded> {
+    locked.load(&key(), Limits::default(), UnsignedFiles::Accept)
+}
+
 fn n_of(loaded: &session::Loaded) -> i64 {
     loaded
         .document
@@ -105,9 +110,7 @@ fn lock_load_remove_deletes_the_file_and_leaves_nothing_in_the_directory() {
 
     let mut locked = lock(&path).unwrap();
     assert_eq!(locked.path(), path);
-    let loaded = locked
-        .load(&key(), Limits::default(), UnsignedFiles::Accept)
-        .unwrap();
+    let loaded = load(&mut locked).unwrap();
     assert_eq!(loaded.signature, SignatureState::Signed);
     assert_eq!(
         loaded.document.to_value().get("id").unwrap().as_str(),
@@ -127,14 +130,12 @@ fn load_reads_the_whole_file_every_time_it_is_called() {
     let path = saved(dir.path(), "a", 1);
     let size = fs::metadata(&path).unwrap().len();
     let mut locked = lock(&path).unwrap();
-    let mut load = || {
-        let loaded = locked
-            .load(&key(), Limits::default(), UnsignedFiles::Accept)
-            .unwrap();
+    let mut reload = || {
+        let loaded = load(&mut locked).unwrap();
         (loaded.document.to_value(), loaded.size)
     };
-    let first = load();
-    let second = load();
+    let first = reload();
+    let second = reload();
     let on_disk = json::parse(&fs::read(&path).unwrap(), 64).unwrap();
     assert_eq!(first, (on_disk, size));
     assert_eq!(first, second);
@@ -169,7 +170,7 @@ fn a_tampered_file_fails_verification_under_the_lock_and_is_kept() {
     fs::write(&path, &tampered).unwrap();
 
     let mut locked = lock(&path).unwrap();
-    let result = locked.load(&key(), Limits::default(), UnsignedFiles::Accept);
+    let result = load(&mut locked);
     assert!(
         matches!(result, Err(Error::SignatureMismatch)),
         "{result:?}"
@@ -201,9 +202,7 @@ fn dropping_a_lock_without_remove_keeps_the_file_unchanged() {
     let before = fs::read(&path).unwrap();
 
     let mut locked = lock(&path).unwrap();
-    locked
-        .load(&key(), Limits::default(), UnsignedFiles::Accept)
-        .unwrap();
+    load(&mut locked).unwrap();
     drop(locked);
 
     assert_eq!(fs::read(&path).unwrap(), before);
@@ -284,14 +283,7 @@ fn a_lock_held_by_another_process_is_refused_until_that_process_releases_it() {
     assert!(status.success(), "child failed ({status}):\n{stdout}");
 
     let mut locked = lock(&path).unwrap();
-    assert_eq!(
-        n_of(
-            &locked
-                .load(&key(), Limits::default(), UnsignedFiles::Accept)
-                .unwrap()
-        ),
-        1
-    );
+    assert_eq!(n_of(&load(&mut locked).unwrap()), 1);
     locked.remove().unwrap();
     assert!(!path.exists());
 }
@@ -348,14 +340,7 @@ fn a_save_between_lock_and_remove_is_never_deleted_by_the_stale_resume() {
     let mut locked = lock(&path).unwrap();
     save_at(&path, "a", 2);
     // The resumer still reads the inode it locked, not the newer save...
-    assert_eq!(
-        n_of(
-            &locked
-                .load(&key(), Limits::default(), UnsignedFiles::Accept)
-                .unwrap()
-        ),
-        1
-    );
+    assert_eq!(n_of(&load(&mut locked).unwrap()), 1);
     // ...and refuses to delete the newer save, which stays complete and alone.
     let result = locked.remove();
     assert!(matches!(result, Err(Error::Locked)), "{result:?}");
@@ -364,14 +349,7 @@ fn a_save_between_lock_and_remove_is_never_deleted_by_the_stale_resume() {
 
     // The newer save is an ordinary session file again: lockable, removable.
     let mut again = lock(&path).unwrap();
-    assert_eq!(
-        n_of(
-            &again
-                .load(&key(), Limits::default(), UnsignedFiles::Accept)
-                .unwrap()
-        ),
-        2
-    );
+    assert_eq!(n_of(&load(&mut again).unwrap()), 2);
     again.remove().unwrap();
     assert_eq!(names(dir.path()), set(&[]));
 }
@@ -386,14 +364,7 @@ fn a_save_does_not_wait_for_a_held_lock() {
     save_at(&path, "a", 2);
     assert_eq!(n_on_disk(&path), 2);
     let mut newer = lock(&path).unwrap();
-    assert_eq!(
-        n_of(
-            &newer
-                .load(&key(), Limits::default(), UnsignedFiles::Accept)
-                .unwrap()
-        ),
-        2
-    );
+    assert_eq!(n_of(&load(&mut newer).unwrap()), 2);
 }
 
 #[test]
