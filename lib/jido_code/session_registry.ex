@@ -49,14 +49,22 @@ defmodule JidoCode.SessionRegistry do
   # -- Client ----------------------------------------------------------------
 
   @doc """
-  Starts the registry. Option `:name` (default `#{inspect(__MODULE__)}`) names
-  both the process and its ETS table; the functions of this module use the
-  default name.
+  Starts the registry, registered as `#{inspect(__MODULE__)}` and owning the
+  ETS table of that name.
+
+  The registry is a singleton: every function of this module reaches it, and
+  reads its table, by that one name, so it takes no options — not even
+  `:name`, which would start a registry nothing talks to. `opts` is the
+  keyword list of a child spec and must be empty; any option raises
+  `ArgumentError`. A second start is `{:error, {:already_started, pid}}`.
+
+      iex> JidoCode.SessionRegistry.start_link(name: :another_registry)
+      ** (ArgumentError) unknown keys [:name] in [name: :another_registry], the allowed keys are: []
   """
   @spec start_link(keyword()) :: GenServer.on_start()
   def start_link(opts \\ []) do
-    name = Keyword.get(opts, :name, __MODULE__)
-    GenServer.start_link(__MODULE__, name, name: name)
+    [] = Keyword.validate!(opts, [])
+    GenServer.start_link(__MODULE__, :ok, name: __MODULE__)
   end
 
   @doc """
@@ -218,8 +226,8 @@ defmodule JidoCode.SessionRegistry do
   # -- Server ----------------------------------------------------------------
 
   @impl GenServer
-  def init(table) do
-    ^table = :ets.new(table, [:set, :protected, :named_table, read_concurrency: true])
+  def init(:ok) do
+    table = :ets.new(__MODULE__, [:set, :protected, :named_table, read_concurrency: true])
     {:ok, %{table: table, monitors: %{}}}
   end
 

@@ -28,14 +28,22 @@ defmodule JidoCode.SessionSupervisor do
   alias JidoCode.SessionRegistry
   alias JidoCode.Tools.Security
 
-  @doc "Starts the supervisor (option `:name`, default `#{inspect(__MODULE__)}`)."
+  @doc """
+  Starts the supervisor, registered as `#{inspect(__MODULE__)}`.
+
+  A singleton, like `JidoCode.SessionRegistry`: every function of this
+  module reaches it by that name, so it takes no options (`opts` is a child
+  spec's keyword list and must be empty; any option, `:name` included,
+  raises `ArgumentError`).
+  """
   @spec start_link(keyword()) :: Supervisor.on_start()
   def start_link(opts \\ []) do
-    DynamicSupervisor.start_link(__MODULE__, opts, name: Keyword.get(opts, :name, __MODULE__))
+    [] = Keyword.validate!(opts, [])
+    DynamicSupervisor.start_link(__MODULE__, :ok, name: __MODULE__)
   end
 
   @impl DynamicSupervisor
-  def init(_opts), do: DynamicSupervisor.init(strategy: :one_for_one)
+  def init(:ok), do: DynamicSupervisor.init(strategy: :one_for_one)
 
   @doc """
   Registers `session` and starts its processes, returning the per-session

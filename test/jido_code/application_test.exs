@@ -33,7 +33,7 @@ defmodule JidoCode.ApplicationTest do
     restart_app!()
     assert File.ls!(sessions) == [id <> ".json"]
     assert JidoCode.Session.Persistence.Migration.enforced?()
-    assert {:ok, _, :signed} = JidoCode.Session.Persistence.load_with_state(id)
+    assert {:ok, _, :signed} = JidoCode.Session.Persistence.Inspection.load_existing(id)
   end
 
   test "start-up puts back a session file that a resume interrupted by a crash had set aside" do

@@ -7,6 +7,8 @@ defmodule JidoCode.SessionRegistryTest do
   alias JidoCode.SessionRegistry
   alias JidoCode.SessionSupervisor
 
+  doctest SessionRegistry, only: [start_link: 1]
+
   setup do
     stop_all_sessions()
     on_exit(&stop_all_sessions/0)

@@ -5,6 +5,7 @@ defmodule JidoCode.SupervisionTest do
   import JidoCode.SessionTestHelpers
 
   alias JidoCode.{SessionRegistry, SessionSupervisor}
+  alias JidoCode.Session.Persistence.Server
 
   setup do
     use_tmp_home!()
@@ -67,5 +68,23 @@ defmodule JidoCode.SupervisionTest do
 
     assert {:error, :rate_limit_exceeded, _} = JidoCode.RateLimit.check_and_record(:resume, id)
     assert SessionSupervisor.session_running?(session.id)
+  end
+
+  # Their functions reach them (and their ETS tables) by the module name, so
+  # an option such as :name could only start a process nothing talks to.
+  test "the named singletons take no options: :name is refused and a second start finds the first" do
+    for module <- [SessionRegistry, SessionSupervisor, Server] do
+      running = Process.whereis(module)
+      assert is_pid(running)
+
+      for opts <- [[name: :another_singleton], [name: module], [table: :t]] do
+        assert_raise ArgumentError, ~r/unknown keys/, fn -> module.start_link(opts) end
+      end
+
+      assert Process.whereis(:another_singleton) == nil
+      assert :ets.whereis(:another_singleton) == :undefined
+      assert module.start_link([]) == {:error, {:already_started, running}}
+      assert module.start_link() == {:error, {:already_started, running}}
+    end
   end
 end

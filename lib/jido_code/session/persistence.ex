@@ -50,7 +50,7 @@ defmodule JidoCode.Session.Persistence do
   alias JidoCode.Session.Persistence.{
     Crypto,
     Inspection,
-    Migration,
+    Loader,
     Schema,
     Serialization,
     Server
@@ -275,7 +275,7 @@ defmodule JidoCode.Session.Persistence do
   # Signs and writes a document whose project path and identity are final.
   defp write_document(session_id, document) do
     with :ok <- check_id(session_id),
-         :ok <- check_document_id(document, session_id),
+         :ok <- Loader.check_document_id(document, session_id),
          {:ok, _} <- Schema.validate_session(document),
          {:ok, key} <- Crypto.key(),
          :ok <- ensure_sessions_dir() do
@@ -307,13 +307,6 @@ defmodule JidoCode.Session.Persistence do
         {:error, reason} ->
           {:error, reason}
       end
-    end
-  end
-
-  defp check_document_id(document, session_id) do
-    case document["id"] do
-      ^session_id -> :ok
-      _other -> {:error, :session_id_mismatch}
     end
   end
 
@@ -440,92 +433,15 @@ defmodule JidoCode.Session.Persistence do
   @spec load(String.t()) :: {:ok, map()} | {:error, term()}
   def load(session_id) do
     result =
-      case load_with_state(session_id) do
-        {:ok, session, _signature_state} -> {:ok, session}
-        {:error, _} = error -> error
+      with :ok <- check_id(session_id),
+           {:ok, key} <- Crypto.key(),
+           {:ok, session, _signature_state} <-
+             Loader.load(session_file(session_id), key, session_id) do
+        {:ok, session}
       end
 
     log_outcome(result, :load, session_id)
     result
-  end
-
-  @doc false
-  # Like load/1 but also says whether the file was signed (for the migration
-  # and the CLI). Unsigned files pass only while the policy allows them, or
-  # with `accept_unsigned: true` (the explicit migration, which signs them).
-  @spec load_with_state(String.t(), keyword()) ::
-          {:ok, map(), :signed | :unsigned} | {:error, term()}
-  def load_with_state(session_id, opts \\ []) do
-    with :ok <- check_id(session_id),
-         {:ok, key} <- Crypto.key() do
-      path = session_file(session_id)
-      accept_unsigned? = Keyword.get(opts, :accept_unsigned, false)
-
-      path
-      |> Native.session_load(
-        key,
-        Config.max_file_size(),
-        Config.max_json_depth(),
-        accept_unsigned? or unsigned_allowed?()
-      )
-      |> accept_loaded(session_id, path, accept_unsigned?)
-    end
-  end
-
-  @doc false
-  # The acceptance half of every load path (here, the inspection and
-  # resume): signature policy, id match, schema — on what the NIF returned.
-  # `accept_unsigned?` lets the explicit migration read legacy files.
-  @spec accept_loaded(term(), String.t(), Path.t(), boolean()) ::
-          {:ok, map(), :signed | :unsigned} | {:error, term()}
-  def accept_loaded(loaded, session_id, path, accept_unsigned? \\ false)
-
-  def accept_loaded({:ok, {document, :unsigned, size}}, session_id, path, true),
-    do: accept_loaded({:ok, {document, :unsigned_accepted, size}}, session_id, path, false)
-
-  def accept_loaded({:ok, {document, signature_state, _size}}, session_id, path, _accept) do
-    with :ok <- check_signature_policy(signature_state, session_id, path),
-         :ok <- check_document_id(document, session_id),
-         {:ok, session} <- deserialize_session(document) do
-      {:ok, session, if(signature_state == :signed, do: :signed, else: :unsigned)}
-    end
-  end
-
-  # The public API logs the outcome once; what the error leaves out (the size
-  # of a file too large) goes to the debug log here.
-  def accept_loaded({:error, {:file_too_large, size}}, session_id, _path, _accept) do
-    Logger.debug("session file #{session_id} is #{size} bytes, over the limit",
-      session_id: session_id,
-      operation: :load,
-      outcome: :file_too_large
-    )
-
-    {:error, :file_too_large}
-  end
-
-  def accept_loaded({:error, reason}, _session_id, _path, _accept), do: {:error, reason}
-
-  # Decided before the NIF builds any term: once signatures are enforced an
-  # unsigned file is {:error, :missing_signature} at the cost of its parse.
-  defp unsigned_allowed?, do: not Migration.enforced?()
-
-  defp check_signature_policy(:signed, _session_id, _path), do: :ok
-  defp check_signature_policy(:unsigned_accepted, _session_id, _path), do: :ok
-
-  defp check_signature_policy(:unsigned, session_id, path) do
-    if Migration.enforced?() do
-      {:error, :missing_signature}
-    else
-      if Server.first_warning?(path) do
-        Logger.warning("session file is unsigned (legacy); it will be signed on next save",
-          session_id: session_id,
-          operation: :load,
-          outcome: :unsigned
-        )
-      end
-
-      :ok
-    end
   end
 
   # -- Listing --------------------------------------------------------------
@@ -828,7 +744,7 @@ defmodule JidoCode.Session.Persistence do
     result =
       with :ok <- check_id(session_id),
            :ok <- check_not_running(session_id),
-           {:ok, lock} <- Inspection.lock_session_file(session_id, session_file(session_id)) do
+           {:ok, lock} <- Loader.lock(session_file(session_id)) do
         try do
           rebind_locked(session_id, lock)
         after
@@ -850,7 +766,7 @@ defmodule JidoCode.Session.Persistence do
   defp rebind_locked(session_id, lock) do
     with {:ok, key} <- Crypto.key(),
          {:ok, persisted, _signature_state} <-
-           Inspection.load_locked(lock, key, session_id, session_file(session_id)),
+           Loader.load_locked(lock, key, session_id, session_file(session_id)),
          {:ok, pin} <- Security.pin_project_path(persisted.project_path),
          :ok <- Server.acquire_save_lock(session_id) do
       try do

@@ -67,12 +67,14 @@ pub enum UnsignedFiles {
     Refuse,
 }
 
-/// A verified session document: owned ([`Value`], from [`load`]) or packed
-/// into the bytes of its file ([`Packed`], from [`verify_packed`]).
+/// A verified session document, packed into the bytes of its file (see
+/// [`json::parse_packed`]): every string is a range of one buffer, which the
+/// NIF hands on whole and refers into (sub-binaries) instead of copying each
+/// string. [`Packed::to_value`] gives the plain model back.
 #[derive(Debug)]
-pub struct Loaded<D = Value> {
+pub struct Loaded {
     /// The parsed document (a JSON object), members in file order.
-    pub document: D,
+    pub document: Packed,
     /// Whether it carried a signature (a missing one is the caller's policy).
     pub signature: SignatureState,
     /// Size of the file in bytes.
@@ -110,54 +112,50 @@ fn member_rank(key: &str) -> usize {
     }
 }
 
-/// Reads, parses and verifies the session file at `path`.
+/// Reads, parses and verifies the session file at `path`: the load of the
+/// store, and the only one ([`crate::session_lock::LockedSession::load`] is
+/// this on a locked descriptor).
 ///
 /// The read is size-gated and never follows a symlink or blocks on a FIFO
-/// ([`bounded_read::read_regular`]); the document must be a JSON object.
+/// ([`bounded_read::read_regular`]); the document must be a JSON object of at
+/// most [`MAX_MEMBERS`] members; a signature it carries must verify under
+/// `key`. A document without one comes back as [`SignatureState::Unsigned`]
+/// or is refused, as `unsigned` says.
 ///
 /// # Errors
-/// Any error of [`bounded_read::read_regular`], [`json::parse`],
-/// [`Error::NotAnObject`], and the signature errors of
-/// [`SigningKey::verify_document`]. A document without a signature is *not* an
-/// error here: it comes back as [`SignatureState::Unsigned`].
-pub fn load(path: &Path, key: &SigningKey, limits: Limits) -> Result<Loaded> {
+/// Any error of [`bounded_read::read_regular`] and [`json::parse`];
+/// [`Error::NotAnObject`]; [`Error::InvalidJson`] for too many members;
+/// [`Error::MissingSignature`] for an unsigned document under
+/// [`UnsignedFiles::Refuse`]; the signature errors of
+/// [`SigningKey::verify_document`].
+pub fn load(
+    path: &Path,
+    key: &SigningKey,
+    limits: Limits,
+    unsigned: UnsignedFiles,
+) -> Result<Loaded> {
     let bytes = bounded_read::read_regular(path, limits.max_file_size)?;
-    verify_bytes(&bytes, key, limits)
+    verify(bytes, key, limits, unsigned)
 }
 
 /// The parse-and-verify half of [`load`], on bytes already read under the
-/// size gate: shared with [`crate::session_lock::LockedSession::load`], which
-/// reads through a locked descriptor instead of a path.
+/// size gate (by [`load`], or through a locked descriptor by
+/// [`crate::session_lock::LockedSession::load`]).
+///
+/// The document is packed into `bytes` ([`json::parse_packed_screened`]) and
+/// its signature checked on the packed form, before the caller builds
+/// anything from it: packing decodes strings in place, never changes their
+/// text, so what is verified is what is returned.
 ///
 /// # Errors
 /// Everything [`load`] returns except the read errors.
-pub(crate) fn verify_bytes(bytes: &[u8], key: &SigningKey, limits: Limits) -> Result<Loaded> {
-    let document = json::parse(bytes, limits.max_depth)?;
-    let signature = signature_of(&document, key)?;
-    Ok(loaded(document, signature, bytes.len()))
-}
-
-/// Parses and verifies session bytes already read under the size gate, as
-/// [`load`] does (an unsigned document as `unsigned` says), and returns the verified document packed into those same
-/// bytes ([`json::parse_packed`]): for a caller that hands the whole buffer
-/// on and refers to the strings inside it (the NIF, which makes them
-/// sub-binaries) instead of copying each one.
-///
-/// The signature is checked on the packed document, before the caller
-/// builds anything from it: packing decodes strings in place, never changes
-/// their text, so what is verified is what is returned.
-///
-/// # Errors
-/// Everything [`load`] returns except the read errors, and
-/// [`Error::MissingSignature`] for an unsigned document under
-/// [`UnsignedFiles::Refuse`].
-pub fn verify_packed(
+pub(crate) fn verify(
     bytes: Vec<u8>,
     key: &SigningKey,
     limits: Limits,
     unsigned: UnsignedFiles,
-) -> Result<Loaded<Packed>> {
-    let size = bytes.len();
+) -> Result<Loaded> {
+    let size = bytes.len() as u64;
     // The member count and the unsigned policy need only the top-level keys:
     // decided right after the parse, so a refused file costs no more.
     let screen = |keys: Option<&[&str]>| {
@@ -172,10 +170,15 @@ pub fn verify_packed(
         json::parse_packed_screened(bytes, limits.max_depth, screen, |document| {
             signature_of(document, key)
         })?;
-    Ok(loaded(document, signature, size))
+    Ok(Loaded {
+        document,
+        signature,
+        size,
+    })
 }
 
-/// The object check, member count and signature check of every load path.
+/// The object check, member count and signature check of [`verify`] and
+/// [`inspect`].
 fn signature_of<S: AsRef<str>>(document: &Node<S>, key: &SigningKey) -> Result<SignatureState> {
     let Node::Object(members) = document else {
         return Err(Error::NotAnObject);
@@ -184,23 +187,15 @@ fn signature_of<S: AsRef<str>>(document: &Node<S>, key: &SigningKey) -> Result<S
     key.verify_document(document)
 }
 
-/// A verified document with the size of the bytes it came from.
-fn loaded<D>(document: D, signature: SignatureState, size: usize) -> Loaded<D> {
-    Loaded {
-        document,
-        signature,
-        size: size as u64,
-    }
-}
-
 /// A session file read and parsed once, with the verdict on its signature
 /// kept apart from the document (see [`inspect`]).
 #[derive(Debug)]
 pub struct Inspected {
     /// The parsed document (an object).
     pub document: Value,
-    /// The signature check under our key: what [`load`] would have accepted,
-    /// or the signature error it would have refused the file with.
+    /// The signature check under our key: what [`load`] would have accepted
+    /// (an unsigned document under [`UnsignedFiles::Accept`]), or the
+    /// signature error it would have refused the file with.
     pub signature: Result<SignatureState>,
     /// Size of the bytes read.
     pub size: u64,

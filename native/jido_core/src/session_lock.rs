@@ -23,8 +23,8 @@
 //!    have replaced it by `rename` (the name now names a newer inode, which we
 //!    did not lock): then everything is retried from step 1, up to three
 //!    times, and a name that keeps changing is reported as [`Error::Locked`].
-//! 4. **Read through the locked descriptor** ([`LockedSession::read`],
-//!    [`LockedSession::load`]), never by path: what is verified is the inode
+//! 4. **Read through the locked descriptor** ([`LockedSession::load`]),
+//!    never by path: what is verified is the inode
 //!    that is locked.
 //! 5. **Delete only our inode** ([`LockedSession::remove`]), then `fsync` the
 //!    directory so the delete survives a power cut — or **keep it aside**
@@ -79,10 +79,12 @@
 //!   the sessions directory on a local filesystem.
 //!
 //! ```no_run
-//! use jido_core::{machine_secret::MachineSecret, session::Limits, session_lock, signing::SigningKey};
+//! use jido_core::machine_secret::MachineSecret;
+//! use jido_core::session::{Limits, UnsignedFiles};
+//! use jido_core::{session_lock, signing::SigningKey};
 //! let key = SigningKey::derive(&MachineSecret::from_bytes([7; 32]), b"salt", None);
 //! let mut locked = session_lock::lock("/home/me/.jido_code/sessions/abc.json".as_ref())?;
-//! let loaded = locked.load(&key, Limits::default())?;
+//! let loaded = locked.load(&key, Limits::default(), UnsignedFiles::Refuse)?;
 //! // ... start the session from `loaded.document` ...
 //! locked.remove()?; // or drop it to keep the file
 //! # Ok::<(), jido_core::Error>(())
@@ -92,7 +94,7 @@ use crate::atomic_write::{
     hidden_random_name, hidden_random_name_target, lock_abandoned, open_dir, parent_of,
 };
 use crate::bounded_read;
-use crate::session::{self, Limits, Loaded};
+use crate::session::{self, Limits, Loaded, UnsignedFiles};
 use crate::signing::SigningKey;
 use crate::{Error, Result};
 use rustix::fs::{AtFlags, FlockOperation, Stat};
@@ -208,31 +210,29 @@ impl LockedSession {
         &self.path
     }
 
-    /// Reads the whole locked file from its start, under the size gate of
+    /// Reads, parses and verifies the locked file: [`session::load`] on the
+    /// locked descriptor instead of a path, with the same checks and the
+    /// same `unsigned` policy.
+    ///
+    /// The whole file is read from its start each time, from the locked
+    /// inode whatever the path names by now, under the size gate of
     /// [`bounded_read::read_open`]: the size from a fresh `fstat` must be at
     /// most `limits.max_file_size`, and at most one byte more is ever read.
     ///
-    /// The bytes come from the locked inode, whatever the path names by now.
-    ///
     /// # Errors
     /// [`Error::FileTooLarge`]; [`Error::Io`] with op `"seek"`, `"fstat"` or
-    /// `"read"` if that step fails.
-    pub fn read(&mut self, limits: Limits) -> Result<Vec<u8>> {
+    /// `"read"` if that step fails; then those of [`session::load`] after
+    /// reading.
+    pub fn load(
+        &mut self,
+        key: &SigningKey,
+        limits: Limits,
+        unsigned: UnsignedFiles,
+    ) -> Result<Loaded> {
         self.file.rewind().map_err(|e| Error::io("seek", e))?;
         let meta = self.file.metadata().map_err(|e| Error::io("fstat", e))?;
-        bounded_read::read_open(&mut self.file, &meta, limits.max_file_size)
-    }
-
-    /// Reads, parses and verifies the locked file: [`session::load`] on the
-    /// locked descriptor instead of a path.
-    ///
-    /// # Errors
-    /// The errors of [`LockedSession::read`], then those of [`session::load`]
-    /// after reading: [`crate::json::parse`]'s, [`Error::NotAnObject`] and the
-    /// signature errors. An unsigned document is not an error.
-    pub fn load(&mut self, key: &SigningKey, limits: Limits) -> Result<Loaded> {
-        let bytes = self.read(limits)?;
-        session::verify_bytes(&bytes, key, limits)
+        let bytes = bounded_read::read_open(&mut self.file, &meta, limits.max_file_size)?;
+        session::verify(bytes, key, limits, unsigned)
     }
 
     /// Deletes the locked file, if the path still names it, and `fsync`s the

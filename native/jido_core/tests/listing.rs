@@ -4,7 +4,7 @@
 use jido_core::json::{self, Object, Value};
 use jido_core::listing::{self, Layout, Metadata, BULK_MEMBERS, DEFAULT_PREFIX_LEN};
 use jido_core::machine_secret::MachineSecret;
-use jido_core::session::{self, Limits};
+use jido_core::session::{self, Limits, UnsignedFiles};
 use jido_core::signing::SigningKey;
 use jido_core::Error;
 use std::ffi::OsString;
@@ -59,8 +59,8 @@ fn save(dir: &Path, file: &str, doc: Value) -> PathBuf {
 /// The metadata members of the file at `path` according to a full load:
 /// everything but the bulk members and the signature, in file order.
 fn loaded_metadata(path: &Path) -> Object {
-    let loaded = session::load(path, &key(), Limits::default()).unwrap();
-    let Value::Object(members) = loaded.document else {
+    let loaded = session::load(path, &key(), Limits::default(), UnsignedFiles::Accept).unwrap();
+    let Value::Object(members) = loaded.document.to_value() else {
         panic!("not an object")
     };
     members
@@ -359,7 +359,7 @@ fn corruption_after_the_first_bulk_member_does_not_stop_the_listing_but_load_ref
     assert_eq!(meta.layout, Layout::Prefix);
     assert_eq!(meta.members, expected);
     assert!(matches!(
-        session::load(&path, &key(), Limits::default()),
+        session::load(&path, &key(), Limits::default(), UnsignedFiles::Accept),
         Err(Error::InvalidJson(_))
     ));
 }
@@ -730,7 +730,7 @@ fn a_session_with_64_top_level_members_is_listed_and_loaded_and_one_with_65_is_r
         if accepted {
             saved.unwrap();
             listed.unwrap();
-            session::load(&path, &key(), Limits::default()).unwrap();
+            session::load(&path, &key(), Limits::default(), UnsignedFiles::Accept).unwrap();
         } else {
             assert!(matches!(saved, Err(Error::InvalidJson(_))), "{saved:?}");
             // Written by hand, as no save would write it: as many members
@@ -748,7 +748,7 @@ fn a_session_with_64_top_level_members_is_listed_and_loaded_and_one_with_65_is_r
             ));
             let listed = listing::read_metadata(&path, Limits::default(), DEFAULT_PREFIX_LEN);
             assert!(matches!(listed, Err(Error::InvalidJson(_))), "{listed:?}");
-            let loaded = session::load(&path, &key(), Limits::default());
+            let loaded = session::load(&path, &key(), Limits::default(), UnsignedFiles::Accept);
             assert!(matches!(loaded, Err(Error::InvalidJson(_))), "{loaded:?}");
         }
     }

@@ -1,10 +1,12 @@
-//! Whole-file load and save: the owned and packed load paths agree on every
-//! document and every refusal, and save writes what they read.
+//! Whole-file load and save: the load by path and the load through a lock
+//! agree on every document and every refusal, the packed document they
+//! return is the file's plain parse, and save writes what they read.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use jido_core::json::{self, Document, Packed, Value};
+use jido_core::json::{self, Document, Value};
 use jido_core::machine_secret::MachineSecret;
-use jido_core::session::{self, Limits, UnsignedFiles};
+use jido_core::session::{self, Limits, Loaded, UnsignedFiles};
+use jido_core::session_lock;
 use jido_core::signing::{SignatureState, SigningKey};
 use jido_core::Error;
 use std::fs;
@@ -18,8 +20,37 @@ fn limits() -> Limits {
     Limits::default()
 }
 
-fn unpacked(packed: &Packed) -> Value {
-    packed.to_value()
+/// Both loads of the file at `path`, by path and through a lock, which must
+/// agree: the first result, once the second is checked against it.
+fn load(path: &Path, limits: Limits, unsigned: UnsignedFiles) -> jido_core::Result<Loaded> {
+    let by_path = session::load(path, &key(), limits, unsigned);
+    let locked = session_lock::lock(path).and_then(|mut l| l.load(&key(), limits, unsigned));
+    match (&by_path, &locked) {
+        (Ok(a), Ok(b)) => {
+            assert_eq!(a.document.to_value(), b.document.to_value());
+            assert_eq!((a.signature, a.size), (b.signature, b.size));
+        }
+        (Err(a), Err(b)) => assert_eq!(format!("{a:?}"), format!("{b:?}")),
+        _ => panic!("the two loads disagree: {by_path:?} and {locked:?}"),
+    }
+    by_path
+}
+
+/// [`load`] of `bytes` written to a file in `dir`.
+fn load_bytes(
+    dir: &Path,
+    bytes: &[u8],
+    limits: Limits,
+    unsigned: UnsignedFiles,
+) -> jido_core::Result<Loaded> {
+    let path = dir.join("bytes.json");
+    fs::write(&path, bytes).unwrap();
+    load(&path, limits, unsigned)
+}
+
+/// The plain document of a successful load.
+fn plain(loaded: jido_core::Result<Loaded>) -> Value {
+    loaded.unwrap().document.to_value()
 }
 
 /// A session whose strings are long and short, with and without escapes, in
@@ -46,21 +77,16 @@ fn saved(dir: &Path, document: Value) -> (std::path::PathBuf, u64) {
 }
 
 #[test]
-fn the_owned_and_packed_loads_of_a_saved_session_are_the_same_document() {
+fn a_loaded_session_is_the_plain_parse_of_its_file_with_its_size_and_signature_state() {
     let dir = tempfile::tempdir().unwrap();
     let (path, size) = saved(dir.path(), session_document());
     let bytes = fs::read(&path).unwrap();
     assert_eq!(bytes.len() as u64, size);
 
-    let owned = session::load(&path, &key(), limits()).unwrap();
-    assert_eq!(owned.signature, SignatureState::Signed);
-    assert_eq!(owned.size, size);
-
-    let packed =
-        session::verify_packed(bytes.clone(), &key(), limits(), UnsignedFiles::Accept).unwrap();
-    assert_eq!(packed.signature, SignatureState::Signed);
-    assert_eq!(packed.size, size);
-    assert_eq!(unpacked(&packed.document), owned.document);
+    let loaded = load(&path, limits(), UnsignedFiles::Accept).unwrap();
+    assert_eq!(loaded.signature, SignatureState::Signed);
+    assert_eq!(loaded.size, size);
+    assert_eq!(loaded.document.to_value(), json::parse(&bytes, 64).unwrap());
 }
 
 #[test]
@@ -68,7 +94,7 @@ fn the_loaded_document_is_what_was_saved_plus_key_id_and_signature() {
     let dir = tempfile::tempdir().unwrap();
     let original = session_document();
     let (path, _) = saved(dir.path(), original.clone());
-    let mut loaded = session::load(&path, &key(), limits()).unwrap().document;
+    let mut loaded = plain(load(&path, limits(), UnsignedFiles::Refuse));
     assert_eq!(
         loaded
             .remove_member("key_id")
@@ -92,45 +118,33 @@ fn every_load_path_refuses_a_tampered_string_alike() {
     // Inside an escaped string: `\"quoted\"` becomes `\"quoteD\"`.
     let at = bytes.windows(6).position(|w| w == b"quoted").unwrap();
     bytes[at + 5] = b'D';
-    assert!(matches!(
-        session::verify_packed(bytes.clone(), &key(), limits(), UnsignedFiles::Accept),
-        Err(Error::SignatureMismatch)
-    ));
     fs::write(&path, &bytes).unwrap();
-    assert!(matches!(
-        session::load(&path, &key(), limits()),
-        Err(Error::SignatureMismatch)
-    ));
+    for unsigned in [UnsignedFiles::Accept, UnsignedFiles::Refuse] {
+        assert!(matches!(
+            load(&path, limits(), unsigned),
+            Err(Error::SignatureMismatch)
+        ));
+    }
 }
 
 #[test]
 fn every_load_path_reports_an_unsigned_document_and_refuses_a_non_object() {
     let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("s.json");
     let unsigned = br#"{"id":"x","text":"a\nb"}"#;
-    fs::write(&path, unsigned).unwrap();
+    let loaded = load_bytes(dir.path(), unsigned, limits(), UnsignedFiles::Accept).unwrap();
+    assert_eq!(loaded.signature, SignatureState::Unsigned);
     assert_eq!(
-        session::load(&path, &key(), limits()).unwrap().signature,
-        SignatureState::Unsigned
-    );
-    let packed =
-        session::verify_packed(unsigned.to_vec(), &key(), limits(), UnsignedFiles::Accept).unwrap();
-    assert_eq!(packed.signature, SignatureState::Unsigned);
-    assert_eq!(
-        unpacked(&packed.document),
+        loaded.document.to_value(),
         json::parse(unsigned, 64).unwrap()
     );
 
     for not_object in [&b"[1]"[..], b"\"s\"", b"null"] {
-        fs::write(&path, not_object).unwrap();
-        assert!(matches!(
-            session::load(&path, &key(), limits()),
-            Err(Error::NotAnObject)
-        ));
-        assert!(matches!(
-            session::verify_packed(not_object.to_vec(), &key(), limits(), UnsignedFiles::Accept),
-            Err(Error::NotAnObject)
-        ));
+        for policy in [UnsignedFiles::Accept, UnsignedFiles::Refuse] {
+            assert!(matches!(
+                load_bytes(dir.path(), not_object, limits(), policy),
+                Err(Error::NotAnObject)
+            ));
+        }
     }
     let deep = format!("{{\"a\":{}{}}}", "[".repeat(10), "]".repeat(10));
     let shallow = Limits {
@@ -138,7 +152,7 @@ fn every_load_path_reports_an_unsigned_document_and_refuses_a_non_object() {
         ..limits()
     };
     assert!(matches!(
-        session::verify_packed(deep.into_bytes(), &key(), shallow, UnsignedFiles::Accept),
+        load_bytes(dir.path(), deep.as_bytes(), shallow, UnsignedFiles::Accept),
         Err(Error::InvalidJson(_))
     ));
 }
@@ -160,7 +174,7 @@ fn save_loads_back_a_document_made_of_many_tiny_values() {
     let document = Value::Object(vec![("x-ext".to_owned(), Value::Object(members.clone()))]);
     let (path, size) = saved(dir.path(), document);
     assert_eq!(fs::metadata(&path).unwrap().len(), size);
-    let loaded = session::load(&path, &key(), limits()).unwrap().document;
+    let loaded = plain(load(&path, limits(), UnsignedFiles::Refuse));
     let extension = loaded.get("x-ext").unwrap();
     assert_eq!(extension.get("k4999"), members.last().map(|(_, v)| v));
 }
@@ -237,18 +251,16 @@ fn inspect_refuses_what_load_refuses_before_the_signature() {
 /// Elixir refused it; refusing is now decided on the parsed tree.
 #[test]
 fn under_the_refuse_policy_an_unsigned_document_is_missing_signature_and_a_signed_one_loads() {
-    let unsigned = br#"{"version":1,"id":"x"}"#.to_vec();
+    let dir = tempfile::tempdir().unwrap();
+    let unsigned = br#"{"version":1,"id":"x"}"#;
     assert!(matches!(
-        session::verify_packed(unsigned.clone(), &key(), limits(), UnsignedFiles::Refuse),
+        load_bytes(dir.path(), unsigned, limits(), UnsignedFiles::Refuse),
         Err(Error::MissingSignature)
     ));
-    let accepted =
-        session::verify_packed(unsigned, &key(), limits(), UnsignedFiles::Accept).unwrap();
+    let accepted = load_bytes(dir.path(), unsigned, limits(), UnsignedFiles::Accept).unwrap();
     assert_eq!(accepted.signature, SignatureState::Unsigned);
 
-    let dir = tempfile::tempdir().unwrap();
     let (path, _) = saved(dir.path(), session_document());
-    let signed = fs::read(&path).unwrap();
-    let loaded = session::verify_packed(signed, &key(), limits(), UnsignedFiles::Refuse).unwrap();
+    let loaded = load(&path, limits(), UnsignedFiles::Refuse).unwrap();
     assert_eq!(loaded.signature, SignatureState::Signed);
 }

@@ -10,7 +10,7 @@
 mod common;
 
 use jido_core::machine_secret::MachineSecret;
-use jido_core::session::{self, Limits};
+use jido_core::session::{self, Limits, UnsignedFiles};
 use jido_core::session_lock::{self, lock, LockedSession};
 use jido_core::signing::{SignatureState, SigningKey};
 use jido_core::{json, Error};
@@ -54,12 +54,22 @@ fn save_at(path: &Path, id: &str, n: u32) {
 
 /// The `n` member of the session at `path`, loaded without a lock.
 fn n_on_disk(path: &Path) -> i64 {
-    let loaded = session::load(path, &key(), Limits::default()).unwrap();
-    loaded.document.get("n").unwrap().as_i64().unwrap()
+    n_of(&session::load(path, &key(), Limits::default(), UnsignedFiles::Accept).unwrap())
+}
+
+/// [`LockedSession::load`] with the default limits, unsigned files accepted.
+fn load(locked: &mut LockedSession) -> jido_core::Result<session::Loaded> {
+    locked.load(&key(), Limits::default(), UnsignedFiles::Accept)
 }
 
 fn n_of(loaded: &session::Loaded) -> i64 {
-    loaded.document.get("n").unwrap().as_i64().unwrap()
+    loaded
+        .document
+        .to_value()
+        .get("n")
+        .unwrap()
+        .as_i64()
+        .unwrap()
 }
 
 /// Every name in `dir`, sorted.
@@ -100,9 +110,12 @@ fn lock_load_remove_deletes_the_file_and_leaves_nothing_in_the_directory() {
 
     let mut locked = lock(&path).unwrap();
     assert_eq!(locked.path(), path);
-    let loaded = locked.load(&key(), Limits::default()).unwrap();
+    let loaded = load(&mut locked).unwrap();
     assert_eq!(loaded.signature, SignatureState::Signed);
-    assert_eq!(loaded.document.get("id").unwrap().as_str(), Some("a"));
+    assert_eq!(
+        loaded.document.to_value().get("id").unwrap().as_str(),
+        Some("a")
+    );
     assert_eq!(n_of(&loaded), 1);
     assert_eq!(loaded.size, size);
     locked.remove().unwrap();
@@ -112,13 +125,19 @@ fn lock_load_remove_deletes_the_file_and_leaves_nothing_in_the_directory() {
 }
 
 #[test]
-fn read_returns_the_whole_file_every_time_it_is_called() {
+fn load_reads_the_whole_file_every_time_it_is_called() {
     let dir = tempfile::tempdir().unwrap();
     let path = saved(dir.path(), "a", 1);
+    let size = fs::metadata(&path).unwrap().len();
     let mut locked = lock(&path).unwrap();
-    let first = locked.read(Limits::default()).unwrap();
-    let second = locked.read(Limits::default()).unwrap();
-    assert_eq!(first, fs::read(&path).unwrap());
+    let mut reload = || {
+        let loaded = load(&mut locked).unwrap();
+        (loaded.document.to_value(), loaded.size)
+    };
+    let first = reload();
+    let second = reload();
+    let on_disk = json::parse(&fs::read(&path).unwrap(), 64).unwrap();
+    assert_eq!(first, (on_disk, size));
     assert_eq!(first, second);
 }
 
@@ -132,7 +151,7 @@ fn a_locked_file_over_the_size_limit_is_refused_and_kept() {
         ..Limits::default()
     };
     let mut locked = lock(&path).unwrap();
-    let result = locked.load(&key(), limits);
+    let result = locked.load(&key(), limits, UnsignedFiles::Accept);
     match result {
         Err(Error::FileTooLarge { size: s, limit }) => assert_eq!((s, limit), (size, size - 1)),
         other => panic!("expected FileTooLarge, got {other:?}"),
@@ -151,7 +170,7 @@ fn a_tampered_file_fails_verification_under_the_lock_and_is_kept() {
     fs::write(&path, &tampered).unwrap();
 
     let mut locked = lock(&path).unwrap();
-    let result = locked.load(&key(), Limits::default());
+    let result = load(&mut locked);
     assert!(
         matches!(result, Err(Error::SignatureMismatch)),
         "{result:?}"
@@ -183,7 +202,7 @@ fn dropping_a_lock_without_remove_keeps_the_file_unchanged() {
     let before = fs::read(&path).unwrap();
 
     let mut locked = lock(&path).unwrap();
-    locked.load(&key(), Limits::default()).unwrap();
+    load(&mut locked).unwrap();
     drop(locked);
 
     assert_eq!(fs::read(&path).unwrap(), before);
@@ -264,7 +283,7 @@ fn a_lock_held_by_another_process_is_refused_until_that_process_releases_it() {
     assert!(status.success(), "child failed ({status}):\n{stdout}");
 
     let mut locked = lock(&path).unwrap();
-    assert_eq!(n_of(&locked.load(&key(), Limits::default()).unwrap()), 1);
+    assert_eq!(n_of(&load(&mut locked).unwrap()), 1);
     locked.remove().unwrap();
     assert!(!path.exists());
 }
@@ -287,7 +306,7 @@ fn of_eight_threads_resuming_one_session_at_once_exactly_one_removes_it() {
                     // Err at `lock` is a lost race; anything after is not.
                     let mut locked = lock(&path)?;
                     Ok(locked
-                        .load(&key, Limits::default())
+                        .load(&key, Limits::default(), UnsignedFiles::Accept)
                         .and_then(|_| locked.remove()))
                 })
             })
@@ -321,7 +340,7 @@ fn a_save_between_lock_and_remove_is_never_deleted_by_the_stale_resume() {
     let mut locked = lock(&path).unwrap();
     save_at(&path, "a", 2);
     // The resumer still reads the inode it locked, not the newer save...
-    assert_eq!(n_of(&locked.load(&key(), Limits::default()).unwrap()), 1);
+    assert_eq!(n_of(&load(&mut locked).unwrap()), 1);
     // ...and refuses to delete the newer save, which stays complete and alone.
     let result = locked.remove();
     assert!(matches!(result, Err(Error::Locked)), "{result:?}");
@@ -330,7 +349,7 @@ fn a_save_between_lock_and_remove_is_never_deleted_by_the_stale_resume() {
 
     // The newer save is an ordinary session file again: lockable, removable.
     let mut again = lock(&path).unwrap();
-    assert_eq!(n_of(&again.load(&key(), Limits::default()).unwrap()), 2);
+    assert_eq!(n_of(&load(&mut again).unwrap()), 2);
     again.remove().unwrap();
     assert_eq!(names(dir.path()), set(&[]));
 }
@@ -345,7 +364,7 @@ fn a_save_does_not_wait_for_a_held_lock() {
     save_at(&path, "a", 2);
     assert_eq!(n_on_disk(&path), 2);
     let mut newer = lock(&path).unwrap();
-    assert_eq!(n_of(&newer.load(&key(), Limits::default()).unwrap()), 2);
+    assert_eq!(n_of(&load(&mut newer).unwrap()), 2);
 }
 
 #[test]

@@ -4,8 +4,7 @@ use crate::crypto::{path_of, signature_atom, KeyResource};
 use crate::error::{Done, NifError, NifResult};
 use crate::terms::{self, new_binary};
 use jido_core::json::Value;
-use jido_core::session::{self, Limits, UnsignedFiles};
-use jido_core::signing::SigningKey;
+use jido_core::session::{self, Limits, Loaded, UnsignedFiles};
 use jido_core::{atomic_write, bounded_read, listing};
 use rustler::{Atom, Binary, Encoder, Env, ResourceArc, Term};
 use std::ffi::OsStr;
@@ -51,9 +50,9 @@ fn remove_stale_temp_files(dir: Binary, file_name: Option<Binary>) -> NifResult<
 /// `session_load(path, key, max_file_size, max_depth, allow_unsigned?)
 ///   :: {:ok, {document, :signed | :unsigned, size}} | {:error, reason}`
 ///
-/// Bounded read → parse → signature check → terms, on one parse. With
-/// `allow_unsigned?` false an unsigned file is `{:error, :missing_signature}`
-/// before any term is built.
+/// [`session::load`] (bounded read → parse → signature check, on one parse)
+/// → terms. With `allow_unsigned?` false an unsigned file is
+/// `{:error, :missing_signature}` before any term is built.
 /// `DirtyCpu`: a page-cache read is a memcpy; the parse and MAC dominate.
 #[rustler::nif(schedule = "DirtyCpu")]
 fn session_load<'a>(
@@ -68,8 +67,13 @@ fn session_load<'a>(
         max_file_size,
         max_depth,
     };
-    let bytes = bounded_read::read_regular(path_of(&path), max_file_size)?;
-    load_verified(env, bytes, &key.0, limits, unsigned_files(allow_unsigned))
+    let loaded = session::load(
+        path_of(&path),
+        &key.0,
+        limits,
+        unsigned_files(allow_unsigned),
+    )?;
+    Ok(loaded_term(env, loaded))
 }
 
 /// The policy for an `allow_unsigned?` argument.
@@ -108,22 +112,12 @@ fn session_inspect<'a>(
     Ok((document, verdict, inspected.size))
 }
 
-/// Parses and verifies session `bytes` read under the size gate, then builds
-/// the `{document, signature_state, size}` result. Shared by
-/// `session_load/5` and `session_lock_load/5`.
-pub fn load_verified<'a>(
-    env: Env<'a>,
-    bytes: Vec<u8>,
-    key: &SigningKey,
-    limits: Limits,
-    unsigned: UnsignedFiles,
-) -> NifResult<(Term<'a>, Atom, u64)> {
-    // Packed (each escaped string decoded in place, over its escaped form)
-    // and verified — an unsigned file refused, if it must be — before any
-    // term exists.
-    let loaded = session::verify_packed(bytes, key, limits, unsigned)?;
+/// The `{document, signature_state, size}` result of `session_load/5` and
+/// `session_lock_load/5`: the packed document's long strings become
+/// sub-binaries of its one buffer.
+pub fn loaded_term(env: Env<'_>, loaded: Loaded) -> (Term<'_>, Atom, u64) {
     let document = terms::packed_to_term(env, loaded.document);
-    Ok((document, signature_atom(loaded.signature), loaded.size))
+    (document, signature_atom(loaded.signature), loaded.size)
 }
 
 /// `session_save(path, document, key, max_file_size, max_depth)

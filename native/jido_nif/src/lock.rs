@@ -3,7 +3,7 @@
 
 use crate::crypto::{path_of, KeyResource};
 use crate::error::{Done, NifResult};
-use crate::files::{load_verified, unsigned_files};
+use crate::files::{loaded_term, unsigned_files};
 use jido_core::session::Limits;
 use jido_core::session_lock::{self, LockedSession, SetAside};
 use jido_core::Error;
@@ -49,7 +49,7 @@ fn session_lock(path: Binary) -> NifResult<ResourceArc<LockResource>> {
 }
 
 /// `session_lock_load(lock, key, max_file_size, max_depth, allow_unsigned?)` —
-/// as `session_load/5`, reading the locked file.
+/// as `session_load/5`, reading the locked file (`LockedSession::load`).
 #[rustler::nif(schedule = "DirtyCpu")]
 fn session_lock_load<'a>(
     env: Env<'a>,
@@ -63,12 +63,13 @@ fn session_lock_load<'a>(
         max_file_size,
         max_depth,
     };
-    // Only the read needs the lock's mutex; parse and verify run after it.
-    let bytes = lock.with(|held| match held {
-        Held::Locked(locked) => Ok(locked.read(limits)?),
+    // The mutex is held through the parse: the process that took the lock
+    // loads it before handing it on, so no other call on it waits meanwhile.
+    let loaded = lock.with(|held| match held {
+        Held::Locked(locked) => Ok(locked.load(&key.0, limits, unsigned_files(allow_unsigned))?),
         _ => Err(Error::NotFound.into()),
     })?;
-    load_verified(env, bytes, &key.0, limits, unsigned_files(allow_unsigned))
+    Ok(loaded_term(env, loaded))
 }
 
 /// `session_lock_remove(lock) :: :ok | {:error, reason}` — deletes the locked

@@ -4,7 +4,7 @@ defmodule JidoCode.CLI.MaintenanceTest do
   import JidoCode.SessionTestHelpers
 
   alias JidoCode.Session.Persistence
-  alias JidoCode.Session.Persistence.Migration
+  alias JidoCode.Session.Persistence.{Inspection, Migration}
   alias JidoCode.SessionSupervisor
 
   setup do
@@ -35,7 +35,7 @@ defmodule JidoCode.CLI.MaintenanceTest do
       refute out =~ signed
 
       assert Migration.enforced?()
-      assert {:ok, _, :signed} = Persistence.load_with_state(legacy)
+      assert {:ok, _, :signed} = Inspection.load_existing(legacy)
       strip!(legacy)
       assert {:error, :missing_signature} = Persistence.load(legacy)
     end

@@ -5,6 +5,7 @@ defmodule JidoCode.CLI.TransferTest do
 
   alias JidoCode.{Config, Native}
   alias JidoCode.Session.Persistence
+  alias JidoCode.Session.Persistence.Inspection
 
   setup do
     home = use_tmp_home!()
@@ -84,7 +85,7 @@ defmodule JidoCode.CLI.TransferTest do
       assert out =~
                "imported: #{Persistence.session_file(id)}, signed under this installation's key"
 
-      assert {:ok, session, :signed} = Persistence.load_with_state(id)
+      assert {:ok, session, :signed} = Inspection.load_existing(id)
       assert length(session.conversation) == 2
     end
 
@@ -94,7 +95,7 @@ defmodule JidoCode.CLI.TransferTest do
 
       assert {0, out} = run_cli(["import", path, "--yes"])
       assert out =~ "unsigned (legacy file)"
-      assert {:ok, _, :signed} = Persistence.load_with_state(id)
+      assert {:ok, _, :signed} = Inspection.load_existing(id)
     end
 
     test "a project path that would be refused is a warning, not an error",

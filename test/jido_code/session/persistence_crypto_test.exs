@@ -6,7 +6,7 @@ defmodule JidoCode.Session.PersistenceCryptoTest do
 
   alias JidoCode.Native
   alias JidoCode.Session.Persistence
-  alias JidoCode.Session.Persistence.{Crypto, Migration}
+  alias JidoCode.Session.Persistence.{Crypto, Inspection, Migration}
 
   doctest Crypto
 
@@ -113,10 +113,10 @@ defmodule JidoCode.Session.PersistenceCryptoTest do
       strip_signature!(path)
       refute Migration.enforced?()
       assert {:ok, session} = Persistence.load(id)
-      assert {:ok, _, :unsigned} = Persistence.load_with_state(id)
+      assert {:ok, _, :unsigned} = Inspection.load_existing(id)
 
       assert :ok = Persistence.write_session_file(id, session)
-      assert {:ok, _, :signed} = Persistence.load_with_state(id)
+      assert {:ok, _, :signed} = Inspection.load_existing(id)
     end
 
     test "the migration signs valid files, skips invalid ones, then enforces",
@@ -131,7 +131,7 @@ defmodule JidoCode.Session.PersistenceCryptoTest do
       assert file == tampered <> ".json"
       assert Migration.enforced?()
       assert File.exists?(Migration.marker_path())
-      assert {:ok, _, :signed} = Persistence.load_with_state(id)
+      assert {:ok, _, :signed} = Inspection.load_existing(id)
     end
 
     test "after the migration, stripping a signature is not a downgrade path",

@@ -5,7 +5,7 @@ defmodule JidoCode.Session.PersistenceIntegrationTest do
 
   alias JidoCode.SessionSupervisor
   alias JidoCode.Session.{Persistence, State}
-  alias JidoCode.Session.Persistence.Crypto
+  alias JidoCode.Session.Persistence.{Crypto, Inspection}
 
   setup do
     use_tmp_home!()
@@ -48,11 +48,11 @@ defmodule JidoCode.Session.PersistenceIntegrationTest do
     {id, _} = persist_session!()
     path = Persistence.session_file(id)
     rewrite_file!(path, &Map.drop(&1, ["signature", "key_id"]), pretty: true)
-    assert {:ok, _, :unsigned} = Persistence.load_with_state(id)
+    assert {:ok, _, :unsigned} = Inspection.load_existing(id)
 
     assert {:ok, _} = Persistence.resume(id)
     assert {:ok, _} = Persistence.save(id)
-    assert {:ok, _, :signed} = Persistence.load_with_state(id)
+    assert {:ok, _, :signed} = Inspection.load_existing(id)
   end
 
   test "a session close to the size limit saves, lists, loads and resumes" do

@@ -28,7 +28,7 @@ defmodule JidoCode.Session.Persistence.Inspection do
 
   alias JidoCode.{Config, Native, RateLimit, Session, SessionRegistry}
   alias JidoCode.Session.Persistence
-  alias JidoCode.Session.Persistence.{Crypto, Migration}
+  alias JidoCode.Session.Persistence.{Crypto, Loader, Migration}
   alias JidoCode.Tools.Security
 
   @typedoc "How a check came out."
@@ -175,17 +175,7 @@ defmodule JidoCode.Session.Persistence.Inspection do
   @spec load_existing(String.t()) :: {:ok, map(), :signed | :unsigned} | {:error, term()}
   def load_existing(session_id) do
     path = Persistence.session_file(session_id)
-
-    with {:ok, key} <- Crypto.existing_key() do
-      path
-      |> Native.session_load(
-        key,
-        Config.max_file_size(),
-        Config.max_json_depth(),
-        not Migration.enforced?()
-      )
-      |> Persistence.accept_loaded(session_id, path)
-    end
+    with {:ok, key} <- Crypto.existing_key(), do: Loader.load(path, key, session_id)
   end
 
   defp load_findings(session_id, _path) do
@@ -497,34 +487,6 @@ defmodule JidoCode.Session.Persistence.Inspection do
   end
 
   @doc false
-  # The resume lock on a session file (resume/1, rebind_project/1):
-  # `:resume_in_progress` while another resumer, in any OS process, holds it.
-  @spec lock_session_file(String.t(), Path.t()) :: {:ok, reference()} | {:error, term()}
-  def lock_session_file(_session_id, path) do
-    case Native.session_lock(path) do
-      {:ok, lock} -> {:ok, lock}
-      {:error, :locked} -> {:error, :resume_in_progress}
-      {:error, {:file_too_large, _size}} -> {:error, :file_too_large}
-      {:error, _} = error -> error
-    end
-  end
-
-  @doc false
-  # Loads and accepts the file a lock holds (the descriptor, not the path).
-  @spec load_locked(reference(), reference(), String.t(), Path.t()) ::
-          {:ok, map(), :signed | :unsigned} | {:error, term()}
-  def load_locked(lock, key, session_id, path) do
-    lock
-    |> Native.session_lock_load(
-      key,
-      Config.max_file_size(),
-      Config.max_json_depth(),
-      not Migration.enforced?()
-    )
-    |> Persistence.accept_loaded(session_id, path)
-  end
-
-  @doc false
   # resume/1: runs the check list for real (the attempt is recorded, the
   # lock and the pin are kept) and hands what it found to `on_pass`; the lock
   # is released afterwards whatever happens.
@@ -614,7 +576,7 @@ defmodule JidoCode.Session.Persistence.Inspection do
   # An exclusive lock on the file from load to delete: a second resumer, in
   # this or another OS process, is refused.
   defp resume_check(:lock, state) do
-    with {:ok, lock} <- lock_session_file(state.id, state.path),
+    with {:ok, lock} <- Loader.lock(state.path),
          do: {:ok, nil, %{state | lock: lock}}
   end
 
@@ -622,7 +584,8 @@ defmodule JidoCode.Session.Persistence.Inspection do
     key = if state.mode == :resume, do: Crypto.key(), else: Crypto.existing_key()
 
     with {:ok, key} <- key,
-         {:ok, persisted, signature} <- load_locked(state.lock, key, state.id, state.path) do
+         {:ok, persisted, signature} <-
+           Loader.load_locked(state.lock, key, state.id, state.path) do
       state = %{state | persisted: persisted}
 
       case signature do

@@ -38,7 +38,7 @@ defmodule JidoCode.Session.Persistence.Migration do
 
   alias JidoCode.{Config, Native}
   alias JidoCode.Session.Persistence
-  alias JidoCode.Session.Persistence.{Crypto, Server}
+  alias JidoCode.Session.Persistence.{Crypto, Loader, Server}
 
   @marker "signatures_enforced"
 
@@ -260,7 +260,7 @@ defmodule JidoCode.Session.Persistence.Migration do
   end
 
   defp migrate_locked(id, file, accept_unsigned?, acc) do
-    case Persistence.load_with_state(id, accept_unsigned: accept_unsigned?) do
+    case load(id, accept_unsigned?) do
       {:ok, _session, :signed} ->
         %{acc | already_signed: acc.already_signed + 1}
 
@@ -272,6 +272,12 @@ defmodule JidoCode.Session.Persistence.Migration do
 
       {:error, reason} ->
         %{acc | skipped: [{file, reason} | acc.skipped]}
+    end
+  end
+
+  defp load(id, accept_unsigned?) do
+    with {:ok, key} <- Crypto.key() do
+      Loader.load(Persistence.session_file(id), key, id, accept_unsigned: accept_unsigned?)
     end
   end
 

@@ -27,9 +27,19 @@ defmodule JidoCode.Session.Persistence.Server do
   @locks :jido_code_save_locks
   @warned :jido_code_unsigned_warned
 
-  @doc false
+  @doc """
+  Starts the store's server, registered as `#{inspect(__MODULE__)}`.
+
+  A singleton, like `JidoCode.SessionRegistry`: its tables have fixed names
+  and every function reaches them by those names, so it takes no options
+  (`opts` is a child spec's keyword list and must be empty; any option
+  raises `ArgumentError`).
+  """
   @spec start_link(keyword()) :: GenServer.on_start()
-  def start_link(opts \\ []), do: GenServer.start_link(__MODULE__, opts, name: __MODULE__)
+  def start_link(opts \\ []) do
+    [] = Keyword.validate!(opts, [])
+    GenServer.start_link(__MODULE__, :ok, name: __MODULE__)
+  end
 
   @doc """
   Takes the save lock of `session_id` for the calling process.
@@ -91,7 +101,7 @@ defmodule JidoCode.Session.Persistence.Server do
   end
 
   @impl GenServer
-  def init(_opts) do
+  def init(:ok) do
     @locks = :ets.new(@locks, [:named_table, :public, :set, write_concurrency: true])
     @warned = :ets.new(@warned, [:named_table, :public, :set])
     # A restarted application must re-derive: the secret or salt may have changed.
