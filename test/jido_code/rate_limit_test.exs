@@ -163,6 +163,21 @@ defmodule JidoCode.RateLimitTest do
       end
     end
 
+    test "operations without quotas of their own share a limiter but never a window" do
+      rl = start_rate_limiter!()
+
+      assert :ok = RateLimit.record_attempt(:first_unconfigured, "id", rl)
+      for _ <- 1..9, do: assert(:ok = RateLimit.check_and_record(:first_unconfigured, "id", rl))
+
+      assert {:error, :rate_limit_exceeded, _} =
+               RateLimit.check_and_record(:first_unconfigured, "id", rl)
+
+      assert :ok = RateLimit.check_rate_limit(:second_unconfigured, "id", rl)
+      assert :ok = RateLimit.check_and_record(:second_unconfigured, "id", rl)
+      assert :ok = RateLimit.reset(:first_unconfigured, "id", rl)
+      assert :ok = RateLimit.check_and_record(:first_unconfigured, "id", rl)
+    end
+
     test "check_rate_limit/2, record_attempt/2 and check_and_record_attempt/2 never touch the global window, as the original" do
       rl =
         start_rate_limiter!(
