@@ -18,18 +18,7 @@ defmodule JidoCode.ConfigTest do
   ]
 
   setup do
-    saved = for key <- @sections, do: {key, Application.fetch_env(:jido_code, key)}
-
-    on_exit(fn ->
-      for {key, value} <- saved do
-        case value do
-          {:ok, v} -> Application.put_env(:jido_code, key, v)
-          :error -> Application.delete_env(:jido_code, key)
-        end
-      end
-    end)
-
-    :ok
+    keep_app_env!(@sections)
   end
 
   defp clear_config! do

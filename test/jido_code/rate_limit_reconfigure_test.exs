@@ -9,18 +9,7 @@ defmodule JidoCode.RateLimitReconfigureTest do
   @moduletag :capture_log
 
   setup do
-    saved =
-      for key <- [:rate_limits, :global_rate_limits],
-          do: {key, Application.fetch_env(:jido_code, key)}
-
-    on_exit(fn ->
-      for {key, value} <- saved do
-        case value do
-          {:ok, value} -> Application.put_env(:jido_code, key, value)
-          :error -> Application.delete_env(:jido_code, key)
-        end
-      end
-    end)
+    keep_app_env!([:rate_limits, :global_rate_limits])
   end
 
   defp quota(limit), do: [limit: limit, window_seconds: 60]

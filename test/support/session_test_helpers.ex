@@ -188,15 +188,28 @@ defmodule JidoCode.SessionTestHelpers do
   @doc "Sets the running-session limit for this test (restored on exit; `async: false`)."
   @spec with_max_running(pos_integer()) :: :ok
   def with_max_running(max) do
-    previous = Application.fetch_env(:jido_code, :sessions)
+    keep_app_env!([:sessions])
     Application.put_env(:jido_code, :sessions, max_running: max)
+  end
+
+  @doc """
+  Puts the `:jido_code` application environment `keys` back as they are now
+  when the test exits (for tests that change it; `async: false`).
+  """
+  @spec keep_app_env!([atom()]) :: :ok
+  def keep_app_env!(keys) do
+    saved = for key <- keys, do: {key, Application.fetch_env(:jido_code, key)}
 
     on_exit(fn ->
-      case previous do
-        {:ok, value} -> Application.put_env(:jido_code, :sessions, value)
-        :error -> Application.delete_env(:jido_code, :sessions)
+      for {key, value} <- saved do
+        case value do
+          {:ok, value} -> Application.put_env(:jido_code, key, value)
+          :error -> Application.delete_env(:jido_code, key)
+        end
       end
     end)
+
+    :ok
   end
 
   # The system temp dir may itself be a symlink (macOS /tmp); project paths
