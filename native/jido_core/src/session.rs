@@ -177,14 +177,20 @@ pub(crate) fn verify(
     })
 }
 
-/// The object check, member count and signature check of [`verify`] and
-/// [`inspect`].
+/// The shape checks, then the signature: the verdict [`verify`] returns with
+/// the document.
 fn signature_of<S: AsRef<str>>(document: &Node<S>, key: &SigningKey) -> Result<SignatureState> {
+    check_shape(document)?;
+    key.verify_document(document)
+}
+
+/// The shape of a session document: an object of at most [`MAX_MEMBERS`]
+/// members. One rule for [`verify`] and [`inspect`].
+fn check_shape<S: AsRef<str>>(document: &Node<S>) -> Result<()> {
     let Node::Object(members) = document else {
         return Err(Error::NotAnObject);
     };
-    check_member_count(members.len())?;
-    key.verify_document(document)
+    check_member_count(members.len())
 }
 
 /// A session file read and parsed once, with the verdict on its signature
@@ -209,14 +215,15 @@ pub struct Inspected {
 /// inside [`Inspected::signature`] instead of as the error.
 ///
 /// # Errors
-/// The read and parse errors of [`load`] and [`Error::NotAnObject`].
+/// The read and parse errors of [`load`], [`Error::NotAnObject`], and
+/// [`Error::InvalidJson`] for more than [`MAX_MEMBERS`] members.
 pub fn inspect(path: &Path, key: &SigningKey, limits: Limits) -> Result<Inspected> {
     let bytes = bounded_read::read_regular(path, limits.max_file_size)?;
     let document = json::parse(&bytes, limits.max_depth)?;
-    let signature = match signature_of(&document, key) {
-        Err(Error::NotAnObject) => return Err(Error::NotAnObject),
-        verdict => verdict,
-    };
+    // A document that is no session at all is an error, as for `load`;
+    // only the signature's verdict travels with the document.
+    check_shape(&document)?;
+    let signature = key.verify_document(&document);
     Ok(Inspected {
         document,
         signature,

@@ -243,6 +243,18 @@ fn inspect_refuses_what_load_refuses_before_the_signature() {
         session::inspect(&path, &key(), limits()),
         Err(Error::InvalidJson(_))
     ));
+    // Regression: more than MAX_MEMBERS members came back as a document
+    // with an `InvalidJson` *signature verdict*, as if only its signature
+    // were wrong; load refuses the file, and so does inspect now.
+    let members: Vec<String> = (0..=session::MAX_MEMBERS)
+        .map(|i| format!("\"m{i}\":{i}"))
+        .collect();
+    fs::write(&path, format!("{{{}}}", members.join(","))).unwrap();
+    assert!(load(&path, limits(), UnsignedFiles::Accept).is_err());
+    assert!(matches!(
+        session::inspect(&path, &key(), limits()),
+        Err(Error::InvalidJson(_))
+    ));
 }
 
 // ---- unsigned policy (issue 10) -------------------------------------------------
