@@ -91,12 +91,20 @@ defmodule JidoCode.Config do
   # bounding recursion on hostile input.
   @max_json_depth 64
 
-  @env_overrides [{"JIDO_CODE_HOME", :home}, {"JIDO_CODE_SIGNING_SALT", :signing_salt}]
+  @home_variable "JIDO_CODE_HOME"
+  @env_overrides [{@home_variable, :home}, {"JIDO_CODE_SIGNING_SALT", :signing_salt}]
 
   @typedoc "A rate limit: `limit` attempts per `window_ms` milliseconds."
   @type quota :: %{limit: pos_integer(), window_ms: pos_integer()}
 
   # -- Life cycle -------------------------------------------------------------
+
+  @doc """
+  The environment variable that names the home (`#{@home_variable}`); when
+  set, it wins over the configuration each time the application starts.
+  """
+  @spec home_variable() :: String.t()
+  def home_variable, do: @home_variable
 
   @doc """
   Folds `JIDO_CODE_HOME` and `JIDO_CODE_SIGNING_SALT` (when set and not

@@ -94,6 +94,8 @@ defmodule JidoCode.CLI.DemoCommand do
     saved_env =
       for key <- [:persistence, :rate_limits], do: {key, Application.get_env(:jido_code, key)}
 
+    saved_home_variable = System.get_env(Config.home_variable())
+
     state = %{ctx: ctx, base: base, home: home, lines: [], attacks: 0, failures: 0, ids: %{}}
 
     try do
@@ -105,7 +107,7 @@ defmodule JidoCode.CLI.DemoCommand do
       end
     after
       _ = stop_sessions(base)
-      _ = restore(saved_env)
+      _ = restore(saved_env, saved_home_variable)
       _ = unless keep?, do: File.rm_rf(base)
     end
   end
@@ -135,14 +137,22 @@ defmodule JidoCode.CLI.DemoCommand do
       )
 
     Application.put_env(:jido_code, :persistence, persistence)
+    # The variable wins over the configuration when the application starts
+    # (Config.load_environment/0): a store the demo starts must see the
+    # temporary home there too, or it would work in the configured one.
+    System.put_env(Config.home_variable(), home)
   end
 
-  defp restore(saved_env) do
+  defp restore(saved_env, saved_home_variable) do
     for {key, value} <- saved_env do
       if value == nil,
         do: Application.delete_env(:jido_code, key),
         else: Application.put_env(:jido_code, key, value)
     end
+
+    if saved_home_variable,
+      do: System.put_env(Config.home_variable(), saved_home_variable),
+      else: System.delete_env(Config.home_variable())
   end
 
   # Whatever the demo left running (the resumed session; any session of a

@@ -110,4 +110,18 @@ defmodule JidoCode.CLI.ScriptTest do
     assert err =~ "the directory does not exist (directory_not_found)"
     refute err =~ "no such session"
   end
+
+  # Was: with JIDO_CODE_HOME set, the store the demo started read the
+  # variable and kept the demo's sessions and secret in the configured home,
+  # while the demo said that home was not touched.
+  test "regression: the demo leaves a configured JIDO_CODE_HOME untouched", %{cwd: cwd} do
+    home = Path.join(cwd, "configured")
+    File.mkdir_p!(home)
+    File.chmod!(home, 0o700)
+
+    assert {0, out, _} = jido(cwd, "configured", ["demo"])
+    assert out =~ "the configured home is not touched"
+    assert out =~ ~r/all \d+ attacks refused/
+    assert File.ls!(home) == []
+  end
 end
