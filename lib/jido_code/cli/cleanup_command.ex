@@ -121,11 +121,7 @@ defmodule JidoCode.CLI.CleanupCommand do
             "kept" => result.skipped,
             "failed" =>
               Enum.map(result.errors, fn {id, reason} ->
-                %{
-                  "id" => id,
-                  "reason" => Reason.code(reason),
-                  "message" => Reason.describe(reason)
-                }
+                Map.put(Reason.json(reason), "id", id)
               end)
           },
           if(result.failed == 0, do: 0, else: 1)

@@ -60,11 +60,7 @@ defmodule JidoCode.CLI.MigrateCommand do
           "already_signed" => report.already_signed,
           "skipped" =>
             Enum.map(report.skipped, fn {file, reason} ->
-              %{
-                "file" => file,
-                "reason" => Reason.code(reason),
-                "message" => Reason.describe(reason)
-              }
+              Map.put(Reason.json(reason), "file", file)
             end),
           "was_enforced" => was_enforced?,
           "enforced" => true,

@@ -22,6 +22,19 @@ defmodule JidoCode.CLI.Reason do
   def describe(reason), do: "#{text(reason)} (#{code(reason)})"
 
   @doc """
+  A reason as the JSON fields every `--json` report uses: `"reason"` (its
+  `code/1`) and `"message"` (`describe/1`); both `nil` when there is none.
+
+      iex> JidoCode.CLI.Reason.json({:file_too_large, 10_485_761})["reason"]
+      "file_too_large"
+      iex> JidoCode.CLI.Reason.json(nil)
+      %{"reason" => nil, "message" => nil}
+  """
+  @spec json(term()) :: %{String.t() => String.t() | nil}
+  def json(nil), do: %{"reason" => nil, "message" => nil}
+  def json(reason), do: %{"reason" => code(reason), "message" => describe(reason)}
+
+  @doc """
   A stable, machine-readable code: the reason's atom, or the tag of a tagged
   reason.
 

@@ -222,13 +222,13 @@ defmodule JidoCode.CLI.VerifyCommand do
   # A finding as JSON; shared with `resume --check --json`.
   @spec json_finding(Persistence.Inspection.finding()) :: map()
   def json_finding(finding) do
-    %{
+    finding.reason
+    |> Reason.json()
+    |> Map.merge(%{
       "check" => Atom.to_string(finding.check),
       "status" => Atom.to_string(finding.status),
-      "reason" => finding.reason && Reason.code(finding.reason),
-      "message" => finding.reason && Reason.describe(finding.reason),
       "value" => json_value(finding.value)
-    }
+    })
   end
 
   defp json_value(value) when is_binary(value) or is_integer(value) or is_nil(value), do: value
