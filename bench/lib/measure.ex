@@ -171,6 +171,14 @@ defmodule JidoBench.Measure do
 
     %{median: median, min: hd(sorted), max: List.last(sorted), n: n}
   end
+
+  @doc "The 1, 5 and 15 minute load averages as one string (`n/a` off Linux)."
+  def loadavg do
+    case File.read("/proc/loadavg") do
+      {:ok, text} -> text |> String.split() |> Enum.take(3) |> Enum.join(" ")
+      _ -> "n/a"
+    end
+  end
 end
 
 defmodule JidoBench.Monitor do

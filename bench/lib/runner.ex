@@ -138,7 +138,7 @@ defmodule JidoBench.Runner do
 
   defp run(env, opts) do
     Monitor.start()
-    load_before = loadavg()
+    load_before = Measure.loadavg()
     cpu_before = cpu_snapshot()
     control("control: pure-Elixir loop (start)", 2_000)
     machine = machine_info(env)
@@ -174,7 +174,7 @@ defmodule JidoBench.Runner do
       at: DateTime.utc_now() |> DateTime.truncate(:second) |> DateTime.to_iso8601(),
       machine: machine,
       load_before: load_before,
-      load_after: loadavg(),
+      load_after: Measure.loadavg(),
       opts: opts,
       sessions:
         Enum.map(sessions, fn s ->
@@ -943,13 +943,6 @@ defmodule JidoBench.Runner do
   end
 
   defp log(msg), do: IO.puts(:stderr, "[bench] #{msg}")
-
-  defp loadavg do
-    case File.read("/proc/loadavg") do
-      {:ok, text} -> text |> String.split() |> Enum.take(3) |> Enum.join(" ")
-      _ -> "n/a"
-    end
-  end
 
   defp machine_info(env) do
     lscpu = cmd("lscpu", [])
