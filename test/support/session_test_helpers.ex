@@ -16,10 +16,17 @@ defmodule JidoCode.SessionTestHelpers do
   def tmp_dir!(prefix \\ "jido_test") do
     base = System.tmp_dir!() |> resolve!()
     dir = Path.join(base, "#{prefix}_#{System.unique_integer([:positive])}_#{random_hex(4)}")
-    File.mkdir_p!(dir)
-    File.chmod!(dir, 0o700)
+    private_dir!(dir)
     on_exit(fn -> File.rm_rf(dir) end)
     dir
+  end
+
+  @doc "Creates the directory `path` (and its parents) with mode 0700; returns `path`."
+  @spec private_dir!(Path.t()) :: Path.t()
+  def private_dir!(path) do
+    File.mkdir_p!(path)
+    File.chmod!(path, 0o700)
+    path
   end
 
   @doc "Random lowercase hex of `bytes` bytes."

@@ -81,10 +81,10 @@ defmodule JidoCode.Adversarial.RaceTest do
 
   test "a real directory renamed into place before resume is refused: a session is bound to the inode it was saved with" do
     base = tmp_dir!("jido_replaced")
-    project = mkdir!(Path.join(base, "project"))
+    project = private_dir!(Path.join(base, "project"))
     {id, ^project} = persist_session!(project_path: project)
     File.rename!(project, Path.join(base, "original"))
-    mkdir!(project)
+    private_dir!(project)
 
     assert {:error, :project_dir_replaced} = Persistence.resume(id)
     assert {:error, :not_found} = SessionRegistry.lookup(id)
@@ -220,23 +220,17 @@ defmodule JidoCode.Adversarial.RaceTest do
   # holds a `project` directory of its own, the most dangerous case.
   defp layout!(:leaf) do
     base = tmp_dir!("jido_race")
-    project = mkdir!(Path.join(base, "project"))
-    %{project: project, target: project, decoy: mkdir!(Path.join(base, "decoy"))}
+    project = private_dir!(Path.join(base, "project"))
+    %{project: project, target: project, decoy: private_dir!(Path.join(base, "decoy"))}
   end
 
   defp layout!(:middle) do
     base = tmp_dir!("jido_race")
-    mid = mkdir!(Path.join(base, "mid"))
-    project = mkdir!(Path.join(mid, "project"))
-    decoy = mkdir!(Path.join(base, "decoy_mid"))
-    mkdir!(Path.join(decoy, "project"))
+    mid = private_dir!(Path.join(base, "mid"))
+    project = private_dir!(Path.join(mid, "project"))
+    decoy = private_dir!(Path.join(base, "decoy_mid"))
+    private_dir!(Path.join(decoy, "project"))
     %{project: project, target: mid, decoy: decoy}
-  end
-
-  defp mkdir!(path) do
-    File.mkdir!(path)
-    File.chmod!(path, 0o700)
-    path
   end
 
   # -- The swapper (an OS process) ---------------------------------------------

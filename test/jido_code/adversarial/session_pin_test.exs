@@ -346,7 +346,7 @@ defmodule JidoCode.Adversarial.SessionPinTest do
 
   test "a re-cloned project is :project_dir_replaced; rebind (CLI, confirmed) makes it resumable" do
     base = tmp_dir!("jido_reclone")
-    project = mkdir!(Path.join(base, "project"))
+    project = private_dir!(Path.join(base, "project"))
     {id, ^project} = persist_session!(project_path: project)
 
     # Cloned next to it, then put in its place (a fresh clone, a restore):
@@ -377,13 +377,11 @@ defmodule JidoCode.Adversarial.SessionPinTest do
 
   defp layout! do
     base = tmp_dir!("jido_pin")
-    %{project: mkdir!(Path.join(base, "project")), decoy: mkdir!(Path.join(base, "decoy"))}
-  end
 
-  defp mkdir!(path) do
-    File.mkdir!(path)
-    File.chmod!(path, 0o700)
-    path
+    %{
+      project: private_dir!(Path.join(base, "project")),
+      decoy: private_dir!(Path.join(base, "decoy"))
+    }
   end
 
   # The attacker: a shell in another OS process, with `args` as $1, $2, ...

@@ -34,9 +34,7 @@ defmodule JidoCode.CLI.ScriptTest do
 
   # The in-process store points at the same home the script resolves.
   defp use_home!(cwd, relative) do
-    home = Path.join(cwd, relative)
-    File.mkdir_p!(home)
-    File.chmod!(home, 0o700)
+    home = private_dir!(Path.join(cwd, relative))
     put_persistence!(home: home, sessions_dir: nil)
     home
   end
@@ -115,9 +113,7 @@ defmodule JidoCode.CLI.ScriptTest do
   # variable and kept the demo's sessions and secret in the configured home,
   # while the demo said that home was not touched.
   test "regression: the demo leaves a configured JIDO_CODE_HOME untouched", %{cwd: cwd} do
-    home = Path.join(cwd, "configured")
-    File.mkdir_p!(home)
-    File.chmod!(home, 0o700)
+    home = private_dir!(Path.join(cwd, "configured"))
 
     assert {0, out, _} = jido(cwd, "configured", ["demo"])
     assert out =~ "the configured home is not touched"

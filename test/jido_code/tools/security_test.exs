@@ -24,15 +24,9 @@ defmodule JidoCode.Tools.SecurityTest do
     Application.put_env(:jido_code, :persistence, Keyword.merge(persistence, settings))
   end
 
-  defp mkdir!(path) do
-    File.mkdir_p!(path)
-    File.chmod!(path, 0o700)
-    path
-  end
-
   describe "project directories" do
     test "a canonical, private directory validates and pins", %{root: root} do
-      project = mkdir!(Path.join(root, "project"))
+      project = private_dir!(Path.join(root, "project"))
 
       assert :ok = Security.validate_project_path(project)
       assert {:ok, pin} = Security.pin_project_path(project)
@@ -43,9 +37,9 @@ defmodule JidoCode.Tools.SecurityTest do
     test "each rule has its own error", %{root: root} do
       file = Path.join(root, "file")
       File.write!(file, "")
-      real = mkdir!(Path.join(root, "real"))
+      real = private_dir!(Path.join(root, "real"))
       File.ln_s!(real, Path.join(root, "link"))
-      open = mkdir!(Path.join(root, "open"))
+      open = private_dir!(Path.join(root, "open"))
       File.chmod!(open, 0o777)
 
       cases = [
@@ -72,7 +66,7 @@ defmodule JidoCode.Tools.SecurityTest do
     end
 
     test "a directory owned by another user is refused", %{root: root} do
-      project = mkdir!(Path.join(root, "theirs"))
+      project = private_dir!(Path.join(root, "theirs"))
 
       # Only root can give a directory away; elsewhere the rule is covered by
       # the native tests.
@@ -83,7 +77,7 @@ defmodule JidoCode.Tools.SecurityTest do
     end
 
     test "a project inside the JidoCode home is denied", %{home: home} do
-      project = mkdir!(Path.join([home, "projects", "p"]))
+      project = private_dir!(Path.join([home, "projects", "p"]))
 
       assert {:error, :project_path_denied} = Security.validate_project_path(home)
       assert {:error, :project_path_denied} = Security.validate_project_path(project)
@@ -91,19 +85,19 @@ defmodule JidoCode.Tools.SecurityTest do
     end
 
     test "a home configured through a symlink is denied by its real path too", %{root: root} do
-      real_home = mkdir!(Path.join(root, "real_home"))
+      real_home = private_dir!(Path.join(root, "real_home"))
       link = Path.join(root, "home_link")
       File.ln_s!(real_home, link)
       put_persistence(home: link)
-      project = mkdir!(Path.join(real_home, "p"))
+      project = private_dir!(Path.join(real_home, "p"))
 
       assert {:error, :project_path_denied} = Security.validate_project_path(project)
     end
 
     test "allowed_project_roots confines projects, compared by component", %{root: root} do
-      allowed = mkdir!(Path.join(root, "allowed"))
-      inside = mkdir!(Path.join(allowed, "p"))
-      sibling = mkdir!(Path.join(root, "allowed2"))
+      allowed = private_dir!(Path.join(root, "allowed"))
+      inside = private_dir!(Path.join(allowed, "p"))
+      sibling = private_dir!(Path.join(root, "allowed2"))
       put_persistence(allowed_project_roots: [allowed])
 
       assert :ok = Security.validate_project_path(inside)
@@ -122,8 +116,8 @@ defmodule JidoCode.Tools.SecurityTest do
     end
 
     test "an allowed root given through a symlink is canonicalized", %{root: root} do
-      allowed = mkdir!(Path.join(root, "allowed"))
-      project = mkdir!(Path.join(allowed, "p"))
+      allowed = private_dir!(Path.join(root, "allowed"))
+      project = private_dir!(Path.join(allowed, "p"))
       link = Path.join(root, "allowed_link")
       File.ln_s!(allowed, link)
       put_persistence(allowed_project_roots: [link, Path.join(root, "not_there_yet")])
@@ -133,7 +127,7 @@ defmodule JidoCode.Tools.SecurityTest do
 
     test "the home stays denied even inside an allowed root", %{root: root, home: home} do
       put_persistence(allowed_project_roots: [Path.dirname(home)])
-      project = mkdir!(Path.join(home, "p"))
+      project = private_dir!(Path.join(home, "p"))
 
       assert {:error, :project_path_denied} = Security.validate_project_path(project)
       assert :ok = Security.validate_project_path(root)
@@ -150,14 +144,14 @@ defmodule JidoCode.Tools.SecurityTest do
         fn -> File.rename!(project, project <> ".moved") end,
         fn ->
           File.rename!(project, project <> ".moved")
-          mkdir!(project)
+          private_dir!(project)
         end
       ]
 
       for swap <- swaps do
         File.rm_rf!(project)
         File.rm_rf!(project <> ".moved")
-        mkdir!(project)
+        private_dir!(project)
         assert {:ok, pin} = Security.pin_project_path(project)
         swap.()
         assert {:error, :project_path_changed} = Security.revalidate(pin)
@@ -165,7 +159,7 @@ defmodule JidoCode.Tools.SecurityTest do
     end
 
     test "canonical_project_path/1 resolves symlinks and relative paths", %{root: root} do
-      real = mkdir!(Path.join(root, "real"))
+      real = private_dir!(Path.join(root, "real"))
       File.ln_s!(real, Path.join(root, "link"))
 
       assert {:ok, ^real} = Security.canonical_project_path(Path.join(root, "link"))
@@ -183,9 +177,9 @@ defmodule JidoCode.Tools.SecurityTest do
 
   describe "validate_path/3 (file tools, the original's contract)" do
     setup %{root: root} do
-      project = mkdir!(Path.join(root, "project"))
+      project = private_dir!(Path.join(root, "project"))
       File.write!(Path.join(project, "README.md"), "hi")
-      mkdir!(Path.join(project, "lib"))
+      private_dir!(Path.join(project, "lib"))
       {:ok, project: project}
     end
 
@@ -231,7 +225,7 @@ defmodule JidoCode.Tools.SecurityTest do
 
       assert {:error, :path_outside_boundary} = Security.validate_path("/etc/passwd", project)
       # A sibling sharing the project's name as a string prefix is outside.
-      sibling = mkdir!(project <> "2")
+      sibling = private_dir!(project <> "2")
 
       assert {:error, :path_outside_boundary} =
                Security.validate_path(Path.join(sibling, "f"), project)
@@ -240,7 +234,7 @@ defmodule JidoCode.Tools.SecurityTest do
     test "a symlink inside the project pointing into the JidoCode home is refused",
          %{project: project, home: home} do
       File.write!(Path.join(home, "machine_secret"), :crypto.strong_rand_bytes(32))
-      mkdir!(Path.join(home, "sessions"))
+      private_dir!(Path.join(home, "sessions"))
       File.ln_s!(home, Path.join(project, "home"))
       File.ln_s!(Path.join(home, "machine_secret"), Path.join(project, "secret"))
       # Dangling: writing through it would create the file in the home.
@@ -265,7 +259,7 @@ defmodule JidoCode.Tools.SecurityTest do
 
     test "a symlink inside the project pointing outside it is refused",
          %{project: project, root: root} do
-      outside = mkdir!(Path.join(root, "outside"))
+      outside = private_dir!(Path.join(root, "outside"))
       File.write!(Path.join(outside, "data"), "x")
       File.ln_s!(outside, Path.join(project, "out"))
       File.ln_s!(Path.join(outside, "data"), Path.join(project, "data_link"))
@@ -352,7 +346,7 @@ defmodule JidoCode.Tools.SecurityTest do
   describe "files of a running session (through its pin)" do
     setup %{root: root} do
       on_exit(&stop_all_sessions/0)
-      project = mkdir!(Path.join(root, "project"))
+      project = private_dir!(Path.join(root, "project"))
       File.write!(Path.join(project, "README.md"), "hello")
       session = create_session!(project_path: project)
       {:ok, project: project, session: session}
@@ -383,8 +377,8 @@ defmodule JidoCode.Tools.SecurityTest do
     end
 
     test "a project that contains the JidoCode home never reaches into it", %{root: root} do
-      project = mkdir!(Path.join(root, "with_home"))
-      home = mkdir!(Path.join(project, ".jido_code"))
+      project = private_dir!(Path.join(root, "with_home"))
+      home = private_dir!(Path.join(project, ".jido_code"))
       put_persistence(home: home)
       File.write!(Path.join(home, "machine_secret"), :binary.copy("k", 32))
       session = create_session!(project_path: project)
@@ -402,7 +396,7 @@ defmodule JidoCode.Tools.SecurityTest do
     test "validate_path/2 refuses a session's root that no longer leads to its pin",
          %{session: session, project: project, root: root} do
       assert {:ok, _} = Security.validate_path("README.md", project)
-      decoy = mkdir!(Path.join(root, "decoy"))
+      decoy = private_dir!(Path.join(root, "decoy"))
       File.rename!(project, Path.join(root, "moved"))
       File.ln_s!(decoy, project)
 
@@ -414,7 +408,7 @@ defmodule JidoCode.Tools.SecurityTest do
 
   describe "atomic_read/3 and atomic_write/4 (the original's, through a pin)" do
     setup %{root: root} do
-      project = mkdir!(Path.join(root, "project"))
+      project = private_dir!(Path.join(root, "project"))
       File.write!(Path.join(project, "README.md"), "hi")
       {:ok, project: project}
     end
@@ -444,7 +438,7 @@ defmodule JidoCode.Tools.SecurityTest do
       assert Security.atomic_write("notes.txt", "mine", project) == :ok
 
       File.rename!(project, Path.join(root, "moved"))
-      File.ln_s!(mkdir!(Path.join(root, "decoy")), project)
+      File.ln_s!(private_dir!(Path.join(root, "decoy")), project)
 
       assert Security.atomic_write("notes.txt", "x", project, log_violations: false) ==
                {:error, :project_path_changed}
