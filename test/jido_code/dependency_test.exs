@@ -51,6 +51,13 @@ defmodule JidoCode.DependencyTest do
   end
 
   # Runs `code` in the host app with a fresh fake HOME and JIDO_CODE_HOME.
+  # The host script's `RESULTS a,b,...` line, once it exited cleanly.
+  defp results!(run) do
+    assert run.status == 0, run.out
+    [line] = Regex.run(~r/RESULTS (.*)/, run.out, capture: :all_but_first)
+    String.split(line, ",")
+  end
+
   defp run_host(ctx, code) do
     base = tmp_dir!("jido_host_run")
     home = Path.join(base, "home")
@@ -97,9 +104,7 @@ defmodule JidoCode.DependencyTest do
           """
       )
 
-    assert run.status == 0, run.out
-    [line] = Regex.run(~r/RESULTS (.*)/, run.out, capture: :all_but_first)
-    results = String.split(line, ",")
+    results = results!(run)
     assert Enum.take(results, 5) == List.duplicate(":project_path_not_found", 5)
     assert List.last(results) == "limited"
 
@@ -120,9 +125,7 @@ defmodule JidoCode.DependencyTest do
           """
       )
 
-    assert run.status == 0, run.out
-    [line] = Regex.run(~r/RESULTS (.*)/, run.out, capture: :all_but_first)
-    results = String.split(line, ",")
+    results = results!(run)
     assert Enum.take(results, 20) == List.duplicate(":project_path_not_found", 20)
     assert List.last(results) == "limited"
     assert File.ls!(run.home) == []
